@@ -1,0 +1,96 @@
+"""Preprocessing ops, declared in the config as "op1(args)|op2(args)" (big_vision style).
+
+Each op is a factory: `op(*args, **kwargs)` returns a pure function example -> example over a dict
+of numpy arrays. `parse` checks every name and argument at config time, before any data is read.
+"""
+
+import ast
+from typing import Callable
+
+import numpy as np
+
+from aigc_jax.errors import ConfigError
+
+Example = dict
+OPS: dict[str, Callable[..., Callable[[Example], Example]]] = {}
+
+
+def op(fn):
+  OPS[fn.__name__] = fn
+  return fn
+
+
+@op
+def value_range(lo: float = 0.0, hi: float = 1.0, key: str = "image", in_min: float = 0.0,
+                in_max: float = 255.0):
+  """Linearly maps [in_min, in_max] (uint8 pixels by default) to float32 [lo, hi]."""
+  scale = (hi - lo) / (in_max - in_min)
+
+  def fn(ex):
+    return {**ex, key: ((np.asarray(ex[key], np.float32) - in_min) * scale + lo)}
+
+  return fn
+
+
+@op
+def standardize(mean: float, std: float, key: str = "image"):
+  """(x - mean) / std as float32."""
+  return lambda ex: {**ex, key: (np.asarray(ex[key], np.float32) - mean) / std}
+
+
+@op
+def cast(key: str, dtype: str):
+  return lambda ex: {**ex, key: np.asarray(ex[key]).astype(dtype)}
+
+
+@op
+def rename(**mapping: str):
+  """rename(image="input") renames feature `image` to `input`."""
+  return lambda ex: {mapping.get(k, k): v for k, v in ex.items()}
+
+
+@op
+def keep(*keys: str):
+  return lambda ex: {k: ex[k] for k in keys}
+
+
+def _parse_call(text: str):
+  try:
+    node = ast.parse(text.strip(), mode="eval").body
+  except SyntaxError as e:
+    raise ConfigError(f"Cannot parse preprocessing op {text!r}: {e.msg}.") from None
+  if isinstance(node, ast.Name):
+    return node.id, (), {}
+  if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
+    raise ConfigError(f"Preprocessing op {text!r} is not of the form name(args).")
+  try:
+    args = tuple(ast.literal_eval(a) for a in node.args)
+    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
+  except ValueError:
+    raise ConfigError(f"Arguments of preprocessing op {text!r} must be literals.") from None
+  return node.func.id, args, kwargs
+
+
+def parse(spec: str) -> Callable[[Example], Example]:
+  """"op1|op2(...)" -> one composed function; unknown ops or bad arguments raise ConfigError."""
+  fns = []
+  for part in filter(None, (p.strip() for p in spec.split("|"))):
+    name, args, kwargs = _parse_call(part)
+    if name not in OPS:
+      raise ConfigError(f"Unknown preprocessing op {name!r} in {spec!r}; "
+                        f"valid ops: {', '.join(sorted(OPS))}.")
+    try:
+      fns.append((part, OPS[name](*args, **kwargs)))
+    except TypeError as e:
+      raise ConfigError(f"Bad arguments for preprocessing op {part!r}: {e}.") from None
+
+  def apply(ex):
+    for text, fn in fns:
+      try:
+        ex = fn(ex)
+      except KeyError as e:
+        raise ConfigError(f"Preprocessing op {text!r} needs feature {e}; the example has "
+                          f"{sorted(ex)}. Fix data.preprocess.") from None
+    return ex
+
+  return apply

@@ -1,0 +1,67 @@
+"""Data set names -> prepared tfds builders -> random-access sources (no TensorFlow needed).
+
+Names of local builders (aigc_jax/data/builders) are prepared from raw files in the data
+directory; every other name goes to the tfds catalog unchanged. "name/config" picks a builder
+config, as in tfds.
+"""
+
+import os
+
+import tensorflow_datasets as tfds
+
+from aigc_jax import registry
+from aigc_jax.errors import ConfigError
+
+DATA_ENV = "AIGC_JAX_DATA"
+
+
+def local_builders() -> list[str]:
+  return registry.available("aigc_jax.data.builders")
+
+
+def raw_dir(data_config) -> str:
+  path = data_config.data_dir or os.environ.get(DATA_ENV, "")
+  if not path:
+    raise ConfigError(f"No data directory: set --config.data.data_dir or ${DATA_ENV} to a folder "
+                      "laid out like shared/data/ (e.g. mnist/t10k-images-idx3-ubyte.gz).")
+  if not os.path.isdir(path):
+    raise ConfigError(f"Data directory {path!r} (from --config.data.data_dir or ${DATA_ENV}) does "
+                      "not exist; point it at a folder laid out like shared/data/.")
+  return path
+
+
+def get_builder(data_config) -> tfds.core.DatasetBuilder:
+  """Returns a prepared builder (array_record), building local data sets on first use."""
+  name, _, config_name = data_config.name.partition("/")
+  tfds_dir = data_config.tfds_dir or None
+  if name in local_builders():
+    module = registry.import_member("aigc_jax.data.builders", name, "data set")
+    builder = module.Builder(config=config_name or None, data_dir=tfds_dir,
+                             file_format="array_record")
+    manual = None
+    if not builder.is_prepared() and _needs_raw(module, builder):
+      manual = raw_dir(data_config)
+      module.check_raw(manual, builder.builder_config)
+    builder.download_and_prepare(
+        download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    return builder
+  try:
+    builder = tfds.builder(data_config.name, data_dir=tfds_dir, file_format="array_record")
+  except tfds.core.registered.DatasetNotFoundError:
+    raise ConfigError(
+        f"Unknown data set {data_config.name!r}: neither a local builder "
+        f"({', '.join(local_builders())}) nor in the tfds catalog.") from None
+  builder.download_and_prepare()
+  return builder
+
+
+def _needs_raw(module, builder) -> bool:
+  needs = getattr(module, "needs_raw", lambda config: hasattr(module, "check_raw"))
+  return needs(builder.builder_config)
+
+
+def get_source(builder: tfds.core.DatasetBuilder, split: str):
+  splits = list(builder.info.splits)
+  if splits and split.split("[")[0] not in splits:  # empty under tfds.testing.mock_data
+    raise ConfigError(f"Data set {builder.name!r} has no split {split!r}; splits: {splits}.")
+  return builder.as_data_source(split=split)

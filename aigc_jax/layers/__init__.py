@@ -1,0 +1,1 @@
+"""Reusable linen layers with logical axis names on every weight."""

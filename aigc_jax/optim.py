@@ -1,0 +1,55 @@
+"""Optax optimisers and learning-rate schedules built from `config.optim`."""
+
+import optax
+
+from aigc_jax.errors import ConfigError
+
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+
+
+def make_schedule(c, total_steps: int) -> optax.Schedule:
+  if c.schedule not in SCHEDULES:
+    raise ConfigError(f"Unknown optim.schedule {c.schedule!r}; valid: {', '.join(SCHEDULES)}.")
+  floor = c.lr * c.min_lr_ratio
+  if c.schedule == "constant":
+    decay = optax.constant_schedule(c.lr)
+  elif c.schedule == "linear":
+    decay = optax.linear_schedule(c.lr, floor, max(total_steps - c.warmup_steps, 1))
+  else:
+    decay = optax.cosine_decay_schedule(c.lr, max(total_steps - c.warmup_steps, 1),
+                                        alpha=c.min_lr_ratio)
+  if c.warmup_steps <= 0:
+    return decay
+  warmup = optax.linear_schedule(0.0, c.lr, c.warmup_steps)
+  return optax.join_schedules([warmup, decay], [c.warmup_steps])
+
+
+def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
+  """`c` is `config.optim`; the schedule is injected so the learning rate can be logged."""
+  if c.name not in OPTIMIZERS:
+    raise ConfigError(f"Unknown optim.name {c.name!r}; valid: {', '.join(OPTIMIZERS)}.")
+  schedule = make_schedule(c, total_steps)
+
+  def build(learning_rate):
+    if c.name == "sgd":
+      return optax.sgd(learning_rate)
+    if c.name == "momentum":
+      return optax.sgd(learning_rate, momentum=c.momentum, nesterov=False)
+    if c.name == "adam":
+      return optax.adam(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps)
+    return optax.adamw(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay)
+
+  tx = optax.inject_hyperparams(build)(learning_rate=schedule)
+  if c.grad_clip_norm > 0:
+    tx = optax.chain(optax.clip_by_global_norm(c.grad_clip_norm), tx)
+  return tx
+
+
+def learning_rate(opt_state):
+  """The current learning rate stored by inject_hyperparams (inside a chain or not)."""
+  states = opt_state if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams") else (opt_state,)
+  for s in states:
+    if hasattr(s, "hyperparams"):
+      return s.hyperparams["learning_rate"]
+  raise ValueError("optimizer state has no injected learning rate")

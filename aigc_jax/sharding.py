@@ -1,0 +1,123 @@
+"""Device mesh, logical axis rules and state/batch shardings.
+
+Layers name their weight dimensions (`nn.with_logical_partitioning`); `LOGICAL_RULES` maps those
+names to mesh axes. Weights without names fall back to FSDP on their largest divisible dimension.
+"""
+
+import math
+
+import flax.linen as nn
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
+
+from aigc_jax.errors import ConfigError
+
+MESH_AXES = ("data", "fsdp", "tensor")
+BATCH_AXES = ("data", "fsdp")  # the batch is split over every data-parallel axis
+
+LOGICAL_RULES = (
+    ("batch", BATCH_AXES),
+    ("embed", "fsdp"),
+    ("mlp", "tensor"),
+    ("heads", "tensor"),
+    ("kv", None),
+    ("vocab", "tensor"),
+    ("length", None),
+    ("conv_in", None),
+    ("conv_out", "tensor"),
+    ("classes", None),
+)
+
+# Below this many elements a weight is replicated: sharding it saves nothing and costs collectives.
+MIN_FSDP_SIZE = 2**10
+
+
+def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
+  """Fills the one -1 axis; checks the product equals the device count."""
+  sizes = {a: int(mesh_config[a]) for a in MESH_AXES}
+  unknown = [a for a, s in sizes.items() if s == -1]
+  if len(unknown) > 1:
+    raise ConfigError(f"At most one mesh axis may be -1, got {sizes}.")
+  if any(s == 0 or s < -1 for s in sizes.values()):
+    raise ConfigError(f"Mesh axis sizes must be positive or -1, got {sizes}.")
+  known = math.prod(s for s in sizes.values() if s != -1)
+  if unknown:
+    if num_devices % known:
+      raise ConfigError(f"Mesh {sizes} cannot fill {num_devices} devices: {known} does not divide it.")
+    sizes[unknown[0]] = num_devices // known
+  if math.prod(sizes.values()) != num_devices:
+    raise ConfigError(
+        f"Mesh {sizes} uses {math.prod(sizes.values())} devices but {num_devices} are available; "
+        "set one axis to -1 (e.g. --config.mesh.data=-1).")
+  return sizes
+
+
+def make_mesh(mesh_config, devices=None) -> Mesh:
+  devices = jax.devices() if devices is None else list(devices)
+  sizes = mesh_shape(mesh_config, len(devices))
+  shape = tuple(sizes[a] for a in MESH_AXES)
+  # Auto axes: linen's logical constraints assert under Explicit axes.
+  return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(shape),
+                       devices=devices)
+
+
+def data_parallel_size(mesh: Mesh) -> int:
+  return math.prod(mesh.shape[a] for a in BATCH_AXES)
+
+
+def batch_sharding(mesh: Mesh) -> NamedSharding:
+  return NamedSharding(mesh, P(BATCH_AXES))
+
+
+def check_batch_size(global_batch: int, mesh: Mesh, what: str = "data.batch_size") -> None:
+  dp = data_parallel_size(mesh)
+  procs = jax.process_count()
+  if global_batch % dp or global_batch % procs:
+    raise ConfigError(
+        f"{what}={global_batch} is not divisible by the data-parallel size {dp} "
+        f"(mesh data x fsdp = {mesh.shape['data']} x {mesh.shape['fsdp']}) and process count "
+        f"{procs}; pick a multiple of {math.lcm(dp, procs)}.")
+
+
+def _fsdp_fallback(shape, mesh: Mesh) -> P:
+  n = mesh.shape["fsdp"]
+  if n == 1 or math.prod(shape) < MIN_FSDP_SIZE:
+    return P()
+  for dim in sorted(range(len(shape)), key=lambda d: -shape[d]):
+    if shape[dim] % n == 0:
+      spec = [None] * len(shape)
+      spec[dim] = "fsdp"
+      return P(*spec)
+  return P()
+
+
+def _divisible(spec: P, shape, mesh: Mesh) -> P:
+  """Replicates any dimension its mesh axes do not divide (e.g. 10 classes over 4 devices)."""
+  out = []
+  for dim, axes in zip(shape, tuple(spec) + (None,) * (len(shape) - len(spec))):
+    names = (axes,) if isinstance(axes, str) else (axes or ())
+    out.append(axes if dim % math.prod(mesh.shape[a] for a in names) == 0 else None)
+  return P(*out)
+
+
+def _is_box(x) -> bool:
+  return isinstance(x, nn.LogicallyPartitioned)
+
+
+def tree_shardings(abstract_tree, mesh: Mesh, rules=LOGICAL_RULES):
+  """Shardings for a (possibly boxed) abstract tree; the result matches the unboxed tree."""
+
+  def leaf(x):
+    if _is_box(x):
+      spec = nn.logical_to_mesh_axes(x.names, rules)
+      return NamedSharding(mesh, _divisible(spec, np.shape(x.value), mesh))
+    return NamedSharding(mesh, _fsdp_fallback(np.shape(x), mesh))
+
+  return jax.tree.map(leaf, abstract_tree, is_leaf=_is_box)
+
+
+def host_to_global(local_batch, mesh: Mesh):
+  """Per-host numpy batch -> global jax arrays split over the batch axes of the mesh."""
+  sharding = batch_sharding(mesh)
+  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)

@@ -1,0 +1,41 @@
+"""Supervised classification: softmax cross-entropy on batch["input"] -> batch["label"]."""
+
+import jax.numpy as jnp
+
+from aigc_jax import losses, models
+from aigc_jax.tasks import Task
+
+
+def make(config) -> Task:
+  model = models.get_model(config.model)
+
+  def init(rng, batch_spec):
+    x = jnp.zeros(batch_spec["input"].shape, batch_spec["input"].dtype)
+    return dict(model.init({"params": rng, "dropout": rng}, x, train=False))
+
+  def loss(params, state, batch, rng):
+    variables = {"params": params, **state}
+    if state:  # e.g. batch-norm statistics
+      logits, new_state = model.apply(variables, batch["input"], train=True,
+                                      rngs={"dropout": rng}, mutable=list(state))
+    else:
+      logits, new_state = model.apply(variables, batch["input"], train=True,
+                                      rngs={"dropout": rng}), {}
+    mask = batch.get("mask")
+    ce = losses.softmax_cross_entropy(logits=logits, labels=batch["label"])
+    acc = losses.correct(logits=logits, labels=batch["label"])
+    return losses.weighted_mean(ce, mask), ({"accuracy": losses.weighted_mean(acc, mask)},
+                                            dict(new_state))
+
+  def predict(variables, x):
+    return model.apply(variables, x, train=False)
+
+  def eval_step(variables, batch):
+    logits = predict(variables, batch["input"])
+    mask = batch["mask"].astype(jnp.float32)
+    ce = losses.softmax_cross_entropy(logits=logits, labels=batch["label"])
+    acc = losses.correct(logits=logits, labels=batch["label"])
+    return {"loss": jnp.sum(ce * mask), "accuracy": jnp.sum(acc * mask), "count": jnp.sum(mask)}
+
+  return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
+              input_keys=("input", "label"))

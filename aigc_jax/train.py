@@ -1,0 +1,205 @@
+"""The one training loop: mesh -> init or resume -> step -> log -> eval -> checkpoint -> finish.
+
+`run(config, workdir)` is idempotent: rerunning it on the same workdir resumes from the last
+complete checkpoint with the same data order, and a finished run only reports its summary.
+"""
+
+import functools
+import json
+import math
+import os
+import signal
+import time
+
+import jax
+import ml_collections
+import numpy as np
+from absl import logging
+
+from aigc_jax import checkpoint, optim, sharding, step as step_lib, writers
+from aigc_jax.data import ops, pipeline
+from aigc_jax.errors import ConfigError
+from aigc_jax.tasks import get_task
+
+
+def validate(config) -> None:
+  """Checks that need no data or devices, so mistakes surface in a second, not after compiling."""
+  t = config.train
+  if (t.num_steps > 0) == (t.num_epochs > 0):
+    raise ConfigError("Set exactly one of train.num_steps and train.num_epochs to a positive value "
+                      f"(got num_steps={t.num_steps}, num_epochs={t.num_epochs}).")
+  for k in ("log_every_steps", "eval_every_steps", "checkpoint_every_steps"):
+    if t[k] <= 0:
+      raise ConfigError(f"train.{k} must be positive, got {t[k]}.")
+  for k in ("batch_size", "eval_batch_size"):
+    if config.data[k] <= 0:
+      raise ConfigError(f"data.{k} must be positive, got {config.data[k]}.")
+  ops.parse(config.data.preprocess)
+  optim.make_optimizer(config.optim, 1)
+
+
+def _write_json(path: str, obj) -> None:
+  if jax.process_index() == 0:
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+      json.dump(obj, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def _save_config(config, workdir: str) -> None:
+  path = os.path.join(workdir, "config.json")
+  new = json.loads(config.to_json_best_effort())
+  if os.path.exists(path):
+    with open(path) as f:
+      old = json.load(f)
+    if old != new:
+      logging.warning("Config differs from the one in %s; continuing with the new one.", path)
+  _write_json(path, new)
+
+
+def _check_inputs(task, spec: dict) -> None:
+  missing = [k for k in task.input_keys if k not in spec]
+  if missing:
+    raise ConfigError(f"The task needs batch feature(s) {missing} but the data has "
+                      f"{sorted(spec)}; map them with data.preprocess, e.g. rename(image='input').")
+
+
+class _Preemption:
+  """SIGTERM (what schedulers send before preempting) -> checkpoint at the next step, then exit."""
+
+  def __init__(self):
+    self.requested = False
+    try:
+      self._old = signal.signal(signal.SIGTERM, self._handle)
+    except ValueError:  # not in the main thread
+      self._old = None
+
+  def _handle(self, *_):
+    self.requested = True
+
+  def restore(self):
+    if self._old is not None:
+      signal.signal(signal.SIGTERM, self._old)
+
+
+def evaluate(eval_step, state, split, mesh, global_batch: int) -> dict:
+  """Mean of the task's eval sums over the whole split (padding masked out)."""
+  local = global_batch // jax.process_count()
+  totals = None
+  for batch in pipeline.eval_batches(split, local_batch=local, process_index=jax.process_index(),
+                                     process_count=jax.process_count()):
+    sums = eval_step(state, sharding.host_to_global(batch, mesh))
+    totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+  totals = jax.device_get(totals)
+  count = float(totals.pop("count"))
+  return {k: float(v) / count for k, v in totals.items()}
+
+
+def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
+  """Trains (or resumes) the experiment in `config`; returns the summary (also summary.json)."""
+  validate(config)
+  task = get_task(config)
+  mesh = sharding.make_mesh(config.mesh, devices)
+  sharding.check_batch_size(config.data.batch_size, mesh)
+  sharding.check_batch_size(config.data.eval_batch_size, mesh, "data.eval_batch_size")
+  os.makedirs(workdir, exist_ok=True)
+  _save_config(config, workdir)
+
+  train_split = pipeline.load_split(config.data, config.data.train_split)
+  eval_split = pipeline.load_split(config.data, config.data.eval_split)
+  global_batch = config.data.batch_size
+  if config.train.num_steps > 0:
+    num_steps = config.train.num_steps
+  else:
+    num_steps = math.ceil(config.train.num_epochs * len(train_split) / global_batch)
+  spec = pipeline.batch_spec(train_split, global_batch)
+  _check_inputs(task, spec)
+  tx = optim.make_optimizer(config.optim, num_steps)
+
+  create = functools.partial(step_lib.create_state, task, tx)
+  rng = jax.random.PRNGKey(config.seed)
+  boxed = jax.eval_shape(create, rng, spec)
+  state_sh = sharding.tree_shardings(boxed, mesh)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          step_lib.unbox(boxed), state_sh)
+  batch_sh = sharding.batch_sharding(mesh)
+
+  train_it = pipeline.train_iterator(
+      train_split, global_batch=global_batch, seed=config.seed,
+      process_index=jax.process_index(), process_count=jax.process_count(),
+      prefetch=config.data.prefetch)
+  ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
+                                 keep=config.train.keep_checkpoints,
+                                 async_save=config.train.async_checkpoints)
+  summary_path = os.path.join(workdir, "summary.json")
+  start = ckpt.latest_step() or 0
+  if start:
+    print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
+    state = ckpt.restore(start, abstract, train_it)
+  else:
+    state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(rng)
+
+  eval_step = step_lib.make_eval_step(task, state_sh, batch_sh)
+  if start >= num_steps and os.path.exists(summary_path):
+    with open(summary_path) as f:
+      summary = json.load(f)
+    print(f"{workdir}: already finished ({num_steps} steps); summary: {summary}", flush=True)
+    ckpt.close()
+    return summary
+
+  t_compile = time.perf_counter()
+  batch_abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh)
+                    for k, v in spec.items()}
+  train_step = step_lib.make_train_step(task, tx, state_sh, batch_sh).lower(
+      abstract, batch_abstract).compile()
+  mem = train_step.memory_analysis()
+  print(f"Compiled the train step in {time.perf_counter() - t_compile:.1f}s"
+        + (f"; memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, "
+           f"temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB" if mem else ""), flush=True)
+
+  writer = writers.MetricWriter(workdir, resume_step=start)
+  preempt = _Preemption()
+  pbar = writers.progress_bar(num_steps, start, config.train.progress_bar)
+  window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
+  try:
+    for step in range(start, num_steps):
+      batch = sharding.host_to_global(next(train_it), mesh)
+      state, metrics = train_step(state, batch)
+      window.append(metrics)
+      done = step + 1
+      if done % config.train.log_every_steps == 0 or done == num_steps:
+        host = jax.device_get(window)
+        mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+        elapsed = time.perf_counter() - t_window
+        mean["examples_per_sec"] = len(window) * global_batch / elapsed
+        writer.write(done, "train", mean)
+        pbar.set_postfix(loss=f"{mean['loss']:.4f}", ex_per_s=f"{mean['examples_per_sec']:.0f}")
+        window, t_window = [], time.perf_counter()
+      if done % config.train.eval_every_steps == 0 or done == num_steps:
+        last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
+        writer.write(done, config.data.eval_split, last_eval)
+        if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
+          writer.plot()
+          t_plot = time.perf_counter()
+        t_window = time.perf_counter()
+      if done % config.train.checkpoint_every_steps == 0 or done == num_steps:
+        ckpt.save(done, state, train_it)
+      pbar.update(1)
+      if preempt.requested:
+        ckpt.save(done, state, train_it, force=True)
+        ckpt.wait()
+        print(f"Preempted: checkpoint {done} saved; rerun the same command to resume.",
+              flush=True)
+        raise SystemExit(143)
+    if not last_eval:  # resumed exactly at the end, killed before the summary was written
+      last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
+    ckpt.wait()
+  finally:
+    pbar.close()
+    preempt.restore()
+    writer.close()
+  summary = {"step": num_steps, **{f"{config.data.eval_split}_{k}": v for k, v in last_eval.items()}}
+  _write_json(summary_path, summary)
+  writer.plot()
+  ckpt.close()
+  return summary

@@ -1,0 +1,93 @@
+"""The workdir's logs: metrics.jsonl, TensorBoard events, PNG plots and the progress bar."""
+
+import collections
+import json
+import os
+
+import jax
+import numpy as np
+
+
+class MetricWriter:
+  """Appends {"step", "split", ...} events to metrics.jsonl (and TensorBoard) on process 0.
+
+  On resume, events after the restored step are dropped: the resumed run logs them again.
+  """
+
+  def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
+    self.path = os.path.join(workdir, "metrics.jsonl")
+    self.plot_dir = os.path.join(workdir, "plots")
+    self.active = jax.process_index() == 0
+    self._tb = None
+    if not self.active:
+      return
+    kept = [e for e in read_metrics(self.path) if e["step"] <= resume_step] if resume_step else []
+    with open(self.path, "w") as f:
+      f.writelines(json.dumps(e) + "\n" for e in kept)
+    if tensorboard:
+      from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
+      self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
+
+  def write(self, step: int, split: str, metrics: dict) -> None:
+    if not self.active:
+      return
+    event = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}}
+    with open(self.path, "a") as f:
+      f.write(json.dumps(event) + "\n")
+    if self._tb is not None:
+      for k, v in metrics.items():
+        self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
+      self._tb.flush()
+
+  def plot(self) -> None:
+    if self.active:
+      plot_metrics(read_metrics(self.path), self.plot_dir)
+
+  def close(self) -> None:
+    if self._tb is not None:
+      self._tb.close()
+
+
+def read_metrics(path: str) -> list[dict]:
+  if not os.path.exists(path):
+    return []
+  with open(path) as f:
+    return [json.loads(line) for line in f if line.strip()]
+
+
+def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
+  """One PNG per metric, a line per split (train/test ...), against the step."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+
+  series = collections.defaultdict(lambda: collections.defaultdict(list))
+  for e in events:
+    for k, v in e.items():
+      if k not in ("step", "split"):
+        series[k][e["split"]].append((e["step"], v))
+  os.makedirs(plot_dir, exist_ok=True)
+  paths = []
+  for name, splits in series.items():
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for split, points in sorted(splits.items()):
+      steps, values = np.array(points).T
+      ax.plot(steps, values, label=split, marker="o" if len(points) < 30 else None)
+    ax.set_xlabel("step")
+    ax.set_ylabel(name)
+    if name in ("loss", "grad_norm") and all(v > 0 for s in splits.values() for _, v in s):
+      ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path = os.path.join(plot_dir, f"{name}.png")
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    paths.append(path)
+  return paths
+
+
+def progress_bar(total: int, initial: int, enabled: bool):
+  from tqdm import auto as tqdm  # pylint: disable=import-outside-toplevel
+  return tqdm.tqdm(total=total, initial=initial, disable=not enabled or jax.process_index() != 0,
+                   unit="step", dynamic_ncols=True, mininterval=1.0)

@@ -1,0 +1,1 @@
+"""Paper-style experiments: each module has get_config(arg) and a docstring with its results."""

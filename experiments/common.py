@@ -1,0 +1,56 @@
+"""The base config every experiment starts from: all defaults live here, none in the trainer."""
+
+import ml_collections
+
+
+def get_config() -> ml_collections.ConfigDict:
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.task = "classify"
+
+  # Model: `name` picks aigc_jax/models/<name>.py; the other keys are that module's fields.
+  c.model = ml_collections.ConfigDict({"name": "mlp"})
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "mnist_idx"  # a local builder (aigc_jax/data/builders) or a tfds catalog name
+  c.data.data_dir = ""  # raw files for local builders; empty means $AIGC_JAX_DATA
+  c.data.tfds_dir = ""  # where prepared data sets live; empty means tfds' default
+  c.data.train_split = "train"
+  c.data.eval_split = "test"
+  c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
+  c.data.batch_size = 128  # global, across all hosts and devices
+  c.data.eval_batch_size = 1000
+  c.data.cache = True  # hold decoded records in host memory (small data sets)
+  c.data.prefetch = 2  # batches prepared ahead in a background thread
+
+  c.optim = ml_collections.ConfigDict()
+  c.optim.name = "adamw"  # sgd | momentum | adam | adamw
+  c.optim.lr = 1e-3
+  c.optim.b1 = 0.9
+  c.optim.b2 = 0.999
+  c.optim.eps = 1e-8
+  c.optim.momentum = 0.9
+  c.optim.weight_decay = 0.0
+  c.optim.schedule = "constant"  # constant | cosine | warmup_cosine | linear
+  c.optim.warmup_steps = 0
+  c.optim.min_lr_ratio = 0.0  # floor of cosine/linear decay, as a fraction of lr
+  c.optim.grad_clip_norm = 0.0  # 0 disables clipping
+
+  c.train = ml_collections.ConfigDict()
+  c.train.num_steps = 0  # exactly one of num_steps / num_epochs is positive
+  c.train.num_epochs = 0.0
+  c.train.log_every_steps = 50
+  c.train.eval_every_steps = 500
+  c.train.checkpoint_every_steps = 500  # a multiple of log_every_steps, so resumes log alike
+  c.train.keep_checkpoints = 2
+  c.train.async_checkpoints = True
+  c.train.progress_bar = True
+
+  # Mesh axis sizes; one may be -1 (filled with the remaining devices).
+  c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
+
+  # Sweep: ((dotted key, (values...)), ...). Each combination runs in DIR/<label>/ and the
+  # summary aggregates over the `seed` key (mean and spread).
+  c.sweep = ()
+  c.reference = ml_collections.ConfigDict()  # published numbers per sweep group, for the table
+  return c

@@ -1,0 +1,55 @@
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import pytest
+
+from aigc_jax import losses, optim
+from aigc_jax.errors import ConfigError
+from experiments import common
+
+
+def _optim(**kw):
+  c = common.get_config().optim
+  c.update(kw)
+  return c
+
+
+def test_warmup_cosine_schedule_values():
+  sched = optim.make_schedule(_optim(lr=1.0, schedule="warmup_cosine", warmup_steps=10,
+                                     min_lr_ratio=0.1), total_steps=110)
+  assert float(sched(0)) == 0.0
+  assert float(sched(5)) == pytest.approx(0.5)
+  assert float(sched(10)) == pytest.approx(1.0)
+  assert float(sched(60)) == pytest.approx(0.1 + 0.9 * 0.5, rel=1e-5)
+  assert float(sched(110)) == pytest.approx(0.1)
+
+
+def test_optimizer_reports_its_learning_rate():
+  tx = optim.make_optimizer(_optim(lr=0.5, grad_clip_norm=1.0), total_steps=10)
+  params = {"w": jnp.ones(3)}
+  state = tx.init(params)
+  _, state = tx.update({"w": jnp.ones(3)}, state, params)
+  assert float(optim.learning_rate(state)) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize("kw,match", [({"name": "adamax"}, "optim.name"),
+                                      ({"schedule": "step"}, "optim.schedule")])
+def test_unknown_optimizer_or_schedule(kw, match):
+  with pytest.raises(ConfigError, match=match):
+    optim.make_optimizer(_optim(**kw), 10)
+
+
+def test_cross_entropy_matches_hand_computation():
+  logits = jnp.array([[2.0, 0.0, -1.0], [0.0, 0.0, 0.0]])
+  labels = jnp.array([0, 2])
+  expected = [-np.log(np.exp(2) / (np.exp(2) + 1 + np.exp(-1))), np.log(3)]
+  np.testing.assert_allclose(losses.softmax_cross_entropy(logits=logits, labels=labels), expected,
+                             rtol=1e-6)
+  np.testing.assert_array_equal(losses.correct(logits=logits, labels=labels), [1.0, 0.0])
+
+
+def test_weighted_mean_ignores_padding():
+  values = jnp.array([1.0, 3.0, 100.0])
+  assert float(losses.weighted_mean(values, jnp.array([1, 1, 0]))) == 2.0
+  assert float(losses.weighted_mean(values)) == pytest.approx(104 / 3)
