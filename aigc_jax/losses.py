@@ -24,4 +24,4 @@ def weighted_mean(values, weights=None):
 
 
 def l2_norm(tree):
-  return optax.global_norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
+  return optax.tree.norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))

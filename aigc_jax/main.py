@@ -4,6 +4,7 @@ Config fields are overridden with `--config.a.b=value`; the config is locked, so
 an error that lists the valid ones. `python -m experiments.NAME --workdir=DIR` is the shorthand.
 """
 
+import importlib.util
 import os
 import sys
 
@@ -40,12 +41,53 @@ def _main(argv) -> None:
     sys.exit(2)
 
 
+def _load_config(spec: str):
+  path, _, arg = spec.partition(":")
+  module_spec = importlib.util.spec_from_file_location("_aigc_config", path)
+  module = importlib.util.module_from_spec(module_spec)
+  module_spec.loader.exec_module(module)
+  return module.get_config(arg or None)
+
+
+def _unknown_key(argv, default_config) -> str | None:
+  """Names the first `--config.a.b=...` override that is not in the config, with valid keys."""
+  spec = default_config
+  for a in argv:
+    if a.startswith("--config="):
+      spec = a.split("=", 1)[1]
+  if not spec:
+    return None
+  config = _load_config(spec)
+  for a in argv:
+    if not a.startswith("--config."):
+      continue
+    key = a[len("--config."):].split("=", 1)[0]
+    node, path = config, "config"
+    for part in key.split("."):
+      if not hasattr(node, "keys") or part not in node:
+        valid = sorted(node.keys()) if hasattr(node, "keys") else []
+        return (f"Unknown config key {key!r}: {path} has no {part!r}. "
+                f"Valid keys of {path}: {', '.join(valid)}.")
+      node, path = node[part], f"{path}.{part}"
+  return None
+
+
+def _checked(fn, argv, default_config):
+  """Runs a flag-parsing step; a bad `--config.x` exits with the valid keys, not a traceback."""
+  try:
+    return fn()
+  except (AttributeError, KeyError) as e:
+    print(f"error: {_unknown_key(argv, default_config) or e}", file=sys.stderr)
+    sys.exit(2)
+
+
 def cli(default_config: str | None = None) -> None:
   """Entry point; experiments pass their own file as the default --config."""
   if default_config:
     default_config = os.path.relpath(default_config)
-  _define_flags(default_config)
-  app.run(_main)
+  # With a default config file, ml_collections applies overrides when the flag is defined.
+  _checked(lambda: _define_flags(default_config), sys.argv, default_config)
+  app.run(_main, flags_parser=lambda argv: _checked(lambda: FLAGS(argv), argv, default_config))
 
 
 if __name__ == "__main__":

@@ -46,7 +46,7 @@ def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
     if num_devices % known:
       raise ConfigError(f"Mesh {sizes} cannot fill {num_devices} devices: {known} does not divide it.")
     sizes[unknown[0]] = num_devices // known
-  if math.prod(sizes.values()) != num_devices:
+  if math.prod(sizes.values()) > num_devices or (unknown and math.prod(sizes.values()) != num_devices):
     raise ConfigError(
         f"Mesh {sizes} uses {math.prod(sizes.values())} devices but {num_devices} are available; "
         "set one axis to -1 (e.g. --config.mesh.data=-1).")
@@ -54,9 +54,14 @@ def mesh_shape(mesh_config, num_devices: int) -> dict[str, int]:
 
 
 def make_mesh(mesh_config, devices=None) -> Mesh:
+  """A mesh over `devices` (default: all). Fully explicit sizes may use fewer devices: tiny
+  models (e.g. `mesh.data=1`) run fastest on one."""
   devices = jax.devices() if devices is None else list(devices)
   sizes = mesh_shape(mesh_config, len(devices))
   shape = tuple(sizes[a] for a in MESH_AXES)
+  if math.prod(shape) < len(devices) and jax.process_count() > 1:
+    raise ConfigError(f"Mesh {sizes} must use all {len(devices)} devices on multiple hosts.")
+  devices = devices[:math.prod(shape)]
   # Auto axes: linen's logical constraints assert under Explicit axes.
   return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(shape),
                        devices=devices)

@@ -127,7 +127,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   train_it = pipeline.train_iterator(
       train_split, global_batch=global_batch, seed=config.seed,
       process_index=jax.process_index(), process_count=jax.process_count(),
-      prefetch=config.data.prefetch)
+      prefetch=config.data.prefetch, shuffle=config.data.shuffle)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  keep=config.train.keep_checkpoints,
                                  async_save=config.train.async_checkpoints)
@@ -195,10 +195,15 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
       last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
     ckpt.wait()
   finally:
+    ckpt.wait()  # an in-flight save completes even when the loop dies
     pbar.close()
     preempt.restore()
     writer.close()
   summary = {"step": num_steps, **{f"{config.data.eval_split}_{k}": v for k, v in last_eval.items()}}
+  history = [e["accuracy"] for e in writers.read_metrics(writer.path)
+             if e["split"] == config.data.eval_split and "accuracy" in e]
+  if history:  # the peak, to show over-fitting; the final value is the headline
+    summary[f"{config.data.eval_split}_accuracy_best"] = max(history)
   _write_json(summary_path, summary)
   writer.plot()
   ckpt.close()

@@ -20,6 +20,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
   c.data.batch_size = 128  # global, across all hosts and devices
   c.data.eval_batch_size = 1000
+  c.data.shuffle = True  # False: the stored order every epoch (some papers' recipes)
   c.data.cache = True  # hold decoded records in host memory (small data sets)
   c.data.prefetch = 2  # batches prepared ahead in a background thread
 

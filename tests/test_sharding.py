@@ -16,12 +16,17 @@ def test_mesh_fills_the_minus_one_axis():
 
 @pytest.mark.parametrize("sizes,match", [
     ({"data": -1, "fsdp": -1, "tensor": 1}, "At most one"),
-    ({"data": 3, "fsdp": 1, "tensor": 1}, "uses 3 devices but 8"),
+    ({"data": 16, "fsdp": 1, "tensor": 1}, "uses 16 devices but 8"),
     ({"data": -1, "fsdp": 3, "tensor": 1}, "cannot fill 8"),
 ])
 def test_bad_mesh_is_a_clear_error(sizes, match):
   with pytest.raises(ConfigError, match=match):
     sharding.make_mesh(sizes)
+
+
+def test_explicit_mesh_may_use_fewer_devices():
+  mesh = sharding.make_mesh({"data": 1, "fsdp": 1, "tensor": 1})
+  assert mesh.devices.size == 1
 
 
 def test_batch_not_divisible_names_the_fix():

@@ -35,7 +35,16 @@ def to_columns(source, fn) -> dict[str, np.ndarray]:
     rows.extend(fn(r) for r in _read(source, idx))
   if not rows:
     raise ConfigError("The data split is empty.")
-  return {k: np.stack([np.asarray(r[k]) for r in rows]) for k in rows[0]}
+  return {k: _x32(np.stack([np.asarray(r[k]) for r in rows])) for k in rows[0]}
+
+
+def _x32(x: np.ndarray) -> np.ndarray:
+  """64-bit numbers -> 32-bit: JAX computes in 32 bits unless x64 is enabled."""
+  if x.dtype == np.int64:
+    return x.astype(np.int32)
+  if x.dtype == np.float64:
+    return x.astype(np.float32)
+  return x
 
 
 @dataclasses.dataclass
@@ -59,7 +68,7 @@ class Split:
     if self.columns:
       return {k: v[indices] for k, v in self.columns.items()}
     recs = [self.fn(r) for r in _read(self.source, [int(i) for i in indices])]
-    return {k: np.stack([np.asarray(r[k]) for r in recs]) for k in recs[0]}
+    return {k: _x32(np.stack([np.asarray(r[k]) for r in recs])) for k in recs[0]}
 
 
 class GlobalBatchIndices(grain.MapDataset):
@@ -69,13 +78,14 @@ class GlobalBatchIndices(grain.MapDataset):
   """
 
   def __init__(self, num_examples: int, global_batch: int, seed: int, process_index: int,
-               process_count: int):
+               process_count: int, shuffle: bool = True):
     super().__init__()
     self._n, self._global = num_examples, global_batch
     self._local = global_batch // process_count
     self._offset = process_index * self._local
     self._per_epoch = num_examples // global_batch
     self._seed = seed
+    self._shuffle = shuffle
     self._cache = (None, None)
 
   def __len__(self) -> int:
@@ -85,6 +95,8 @@ class GlobalBatchIndices(grain.MapDataset):
     return f"GlobalBatchIndices(n={self._n}, batch={self._global}, seed={self._seed})"
 
   def _permutation(self, epoch: int) -> np.ndarray:
+    if not self._shuffle:
+      return np.arange(self._n)
     if self._cache[0] != epoch:
       self._cache = (epoch, np.random.default_rng((self._seed, epoch)).permutation(self._n))
     return self._cache[1]
@@ -107,12 +119,12 @@ def load_split(data_config, split: str) -> Split:
 
 
 def train_iterator(split: Split, *, global_batch: int, seed: int, process_index: int,
-                   process_count: int, prefetch: int = 2):
+                   process_count: int, prefetch: int = 2, shuffle: bool = True):
   """An endless, per-epoch reshuffled iterator of this host's batches; `get_state()` resumes it."""
   if len(split) < global_batch:
     raise ConfigError(f"The training split has {len(split)} examples, fewer than the global "
                       f"batch {global_batch}; lower data.batch_size.")
-  ds = GlobalBatchIndices(len(split), global_batch, seed, process_index, process_count)
+  ds = GlobalBatchIndices(len(split), global_batch, seed, process_index, process_count, shuffle)
   it_ds = ds.map(split.load).to_iter_dataset(
       grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))
   if prefetch > 0:  # a background thread prepares the next batches while the step runs
