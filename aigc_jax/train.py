@@ -182,11 +182,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
           writer.plot()
           t_plot = time.perf_counter()
         t_window = time.perf_counter()
-      if done % config.train.checkpoint_every_steps == 0 or done == num_steps:
-        ckpt.save(done, state, train_it)
+      if (done % config.train.checkpoint_every_steps == 0 or done == num_steps
+          or preempt.requested):
+        ckpt.save(done, state, train_it, force=preempt.requested)
       pbar.update(1)
       if preempt.requested:
-        ckpt.save(done, state, train_it, force=True)
         ckpt.wait()
         print(f"Preempted: checkpoint {done} saved; rerun the same command to resume.",
               flush=True)
