@@ -21,6 +21,8 @@ def _define_flags(default_config: str | None) -> None:
       "config", default_config, "Experiment config file (experiments/NAME.py[:variant]).",
       lock_config=True)
   flags.DEFINE_string("workdir", None, "Where checkpoints, metrics, plots and samples go.")
+  flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process "
+                    "per host on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).")
   flags.mark_flags_as_required(["workdir"] + ([] if default_config else ["config"]))
 
 
@@ -30,6 +32,9 @@ def _main(argv) -> None:
   from aigc_jax import sweep, train  # pylint: disable=import-outside-toplevel
   if not FLAGS["verbosity"].present:  # orbax and tfds log every file operation at INFO
     logging.set_verbosity(logging.WARNING)
+  if FLAGS.multihost:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.distributed.initialize()
   config = FLAGS.config
   try:
     if config.sweep:

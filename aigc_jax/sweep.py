@@ -5,11 +5,16 @@ import itertools
 import json
 import os
 import re
+from collections.abc import Mapping
 
+import ml_collections
 import numpy as np
 
 from aigc_jax import train
 from aigc_jax.errors import ConfigError
+
+
+_MAPPINGS = (Mapping, ml_collections.ConfigDict)
 
 
 def _set(config, dotted: str, value) -> None:
@@ -19,7 +24,15 @@ def _set(config, dotted: str, value) -> None:
     node = node[p]
   if leaf not in node:
     raise ConfigError(f"Sweep key {dotted!r} is not in the config; valid keys here: {sorted(node)}.")
-  node[leaf] = value
+  if isinstance(value, _MAPPINGS):  # a whole sub-config, e.g. one model with its own fields
+    value = ml_collections.ConfigDict(dict(value))
+  with config.unlocked():
+    node[leaf] = value
+
+
+def _name(value) -> str:
+  """How a swept value is shown: a sub-config by its `name`."""
+  return str(value["name"]) if isinstance(value, _MAPPINGS) and "name" in value else str(value)
 
 
 def expand(config) -> list[tuple[dict, object]]:
@@ -37,7 +50,7 @@ def expand(config) -> list[tuple[dict, object]]:
 
 
 def label(assignment: dict) -> str:
-  return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", f"{k.split('.')[-1]}{v}")
+  return "_".join(re.sub(r"[^A-Za-z0-9.-]", "-", f"{k.split('.')[-1]}{_name(v)}")
                   for k, v in assignment.items())
 
 
@@ -45,7 +58,7 @@ def aggregate(results: list[tuple[dict, dict]], reference: dict) -> dict:
   """Groups runs by every swept key but `seed`; mean, std, min, max of each summary metric."""
   groups = {}
   for assignment, summary in results:
-    group = ",".join(f"{k}={v}" for k, v in assignment.items() if k != "seed")
+    group = ",".join(f"{k}={_name(v)}" for k, v in assignment.items() if k != "seed")
     groups.setdefault(group or "all", []).append(summary)
   table = {}
   for group, summaries in groups.items():
@@ -85,7 +98,7 @@ def run(config, workdir: str) -> dict:
   metric = f"{config.data.eval_split}_accuracy"
   if not all(metric in row for row in table.values()):
     metric = f"{config.data.eval_split}_loss"
-  summary = {"sweep": [[k, list(v)] for k, v in config.sweep], "table": table}
+  summary = {"sweep": [[k, [_name(x) for x in v]] for k, v in config.sweep], "table": table}
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "summary.json"), "w") as f:
     json.dump(summary, f, indent=2, sort_keys=True)
