@@ -51,8 +51,14 @@ class MetricWriter:
 def read_metrics(path: str) -> list[dict]:
   if not os.path.exists(path):
     return []
+  events = []
   with open(path) as f:
-    return [json.loads(line) for line in f if line.strip()]
+    for line in f:
+      try:
+        events.append(json.loads(line))
+      except json.JSONDecodeError:  # a line cut short by a kill; the resumed run rewrites it
+        continue
+  return events
 
 
 def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
