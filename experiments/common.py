@@ -17,6 +17,10 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.tfds_dir = ""  # where prepared data sets live; empty means tfds' default
   c.data.train_split = "train"
   c.data.eval_split = "test"
+  # text_files/<folder>: how a folder of text becomes splits (aigc_jax/data/builders/text_files.py)
+  c.data.text = ml_collections.ConfigDict(
+      {"split_by": "characters", "train_fraction": 0.9, "delimiter": "", "bad_utf8": "error",
+       "seed": 0})
   c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
   c.data.batch_size = 128  # global, across all hosts and devices
   c.data.eval_batch_size = 1000

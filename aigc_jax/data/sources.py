@@ -36,8 +36,10 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
   tfds_dir = data_config.tfds_dir or None
   if name in local_builders():
     module = registry.import_member("aigc_jax.data.builders", name, "data set")
-    builder = module.Builder(config=config_name or None, data_dir=tfds_dir,
-                             file_format="array_record")
+    config = config_name or None
+    if hasattr(module, "make_config"):  # configs made from the data config (e.g. a folder)
+      config = module.make_config(config_name, data_config)
+    builder = module.Builder(config=config, data_dir=tfds_dir, file_format="array_record")
     manual = None
     if not builder.is_prepared() and _needs_raw(module, builder):
       manual = raw_dir(data_config)
