@@ -35,6 +35,11 @@ def to_columns(source, fn) -> dict[str, np.ndarray]:
     rows.extend(fn(r) for r in _read(source, idx))
   if not rows:
     raise ConfigError("The data split is empty.")
+  return _stack(rows)
+
+
+def _stack(rows: list[dict]) -> dict[str, np.ndarray]:
+  """Records -> one array per feature, in JAX's 32-bit types."""
   return {k: _x32(np.stack([np.asarray(r[k]) for r in rows])) for k in rows[0]}
 
 
@@ -68,7 +73,7 @@ class Split:
     if self.columns:
       return {k: v[indices] for k, v in self.columns.items()}
     recs = [self.fn(r) for r in _read(self.source, [int(i) for i in indices])]
-    return {k: _x32(np.stack([np.asarray(r[k]) for r in recs])) for k in recs[0]}
+    return _stack(recs)
 
 
 class GlobalBatchIndices(grain.MapDataset):

@@ -81,7 +81,8 @@ def read_documents(folder: str, opts: TextOptions) -> tuple[list[str], int]:
   """(documents, number of invalid UTF-8 sequences replaced)."""
   docs, replaced = [], 0
   for path in _files(folder):
-    raw = open(path, "rb").read()
+    with open(path, "rb") as f:
+      raw = f.read()
     try:
       text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
