@@ -20,7 +20,21 @@ def get_config() -> ml_collections.ConfigDict:
   # text_files/<folder>: how a folder of text becomes splits (aigc_jax/data/builders/text_files.py)
   c.data.text = ml_collections.ConfigDict(
       {"split_by": "characters", "train_fraction": 0.9, "delimiter": "", "bad_utf8": "error",
+       "seed": 0,
+       # Build-time document cleaning, "op|op(args)" (aigc_jax/data/clean.py); a report of each
+       # run is written into the prepared data set's folder.
+       "clean": ""})
+  # image_folder/<folder>: class sub-folders of PNG/JPEG (aigc_jax/data/builders/image_folder.py)
+  c.data.image = ml_collections.ConfigDict(
+      {"size": 0,  # resize to size x size at build time; 0 keeps the files' (common) size
+       "channels": 0,  # 1 (grey) or 3 (RGB); 0 takes the first image's
+       "train_fraction": 0.8,  # used when the folder has no train/ and test/ sub-folders
        "seed": 0})
+  # Language-model input (aigc_jax/data/lm.py): a tokenizer name turns a text data set into
+  # token sequences of seq_len + 1 (inputs and shifted targets).
+  c.data.tokenizer = ""  # "" (off) | char | byte | bpe:<vocab size> | unigram:<vocab size>
+  c.data.seq_len = 256
+  c.data.packing = "packed"  # packed: documents + end-of-text cut into sequences; windows: random
   c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
   c.data.batch_size = 128  # global, across all hosts and devices
   c.data.eval_batch_size = 1000

@@ -30,6 +30,7 @@ class TextOptions:
   delimiter: str = ""
   bad_utf8: str = "error"
   seed: int = 0
+  clean: str = ""
 
 
 class TextFilesConfig(tfds.core.BuilderConfig):
