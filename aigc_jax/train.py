@@ -17,7 +17,7 @@ import numpy as np
 from absl import logging
 
 from aigc_jax import checkpoint, optim, sharding, step as step_lib, writers
-from aigc_jax.data import ops, pipeline
+from aigc_jax.data import clean, lm, ops, pipeline
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import get_task
 
@@ -35,6 +35,9 @@ def validate(config) -> None:
     if config.data[k] <= 0:
       raise ConfigError(f"data.{k} must be positive, got {config.data[k]}.")
   ops.parse(config.data.preprocess)
+  clean.parse(config.data.text.clean)
+  if config.data.tokenizer:
+    lm.validate(config.data)
   optim.make_optimizer(config.optim, 1)
 
 

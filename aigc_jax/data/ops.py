@@ -38,6 +38,38 @@ def standardize(mean: float, std: float, key: str = "image"):
   return lambda ex: {**ex, key: (np.asarray(ex[key], np.float32) - mean) / std}
 
 
+RESIZE_METHODS = ("nearest", "bilinear", "bicubic", "lanczos", "box")
+
+
+@op
+def resize(size, key: str = "image", method: str = "bilinear"):
+  """Resizes an HxW or HxWxC image to `size` (int: square, or (height, width)) with Pillow.
+
+  Channels are resized one by one as float32 images, so any dtype and channel count works;
+  integer images are rounded and clipped back to their dtype.
+  """
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  if method not in RESIZE_METHODS:
+    raise ConfigError(f"resize(method={method!r}); valid methods: {', '.join(RESIZE_METHODS)}.")
+  hw = (size, size) if isinstance(size, int) else tuple(size)
+  if len(hw) != 2 or not all(isinstance(s, int) and s > 0 for s in hw):
+    raise ConfigError(f"resize({size!r}): size must be a positive int or (height, width).")
+  h, w = hw
+  resample = Image.Resampling[method.upper()]
+
+  def fn(ex):
+    x = np.asarray(ex[key])
+    chans = x.reshape(x.shape[:2] + (-1,)).astype(np.float32)
+    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(chans[..., c])).resize((w, h), resample))
+                    for c in range(chans.shape[-1])], -1)
+    if np.issubdtype(x.dtype, np.integer):
+      info = np.iinfo(x.dtype)
+      out = np.clip(np.rint(out), info.min, info.max)
+    return {**ex, key: out.reshape((h, w) + x.shape[2:]).astype(x.dtype)}
+
+  return fn
+
+
 @op
 def cast(key: str, dtype: str):
   return lambda ex: {**ex, key: np.asarray(ex[key]).astype(dtype)}
@@ -71,18 +103,24 @@ def _parse_call(text: str):
   return node.func.id, args, kwargs
 
 
-def parse(spec: str) -> Callable[[Example], Example]:
-  """"op1|op2(...)" -> one composed function; unknown ops or bad arguments raise ConfigError."""
-  fns = []
+def parse_calls(spec: str, registry: dict, kind: str) -> list[tuple[str, Callable]]:
+  """"a|b(1, k=2)" -> [(text, registry[name](*args, **kwargs))], checked against `registry`."""
+  out = []
   for part in filter(None, (p.strip() for p in spec.split("|"))):
     name, args, kwargs = _parse_call(part)
-    if name not in OPS:
-      raise ConfigError(f"Unknown preprocessing op {name!r} in {spec!r}; "
-                        f"valid ops: {', '.join(sorted(OPS))}.")
+    if name not in registry:
+      raise ConfigError(f"Unknown {kind} {name!r} in {spec!r}; "
+                        f"valid ops: {', '.join(sorted(registry))}.")
     try:
-      fns.append((part, OPS[name](*args, **kwargs)))
+      out.append((part, registry[name](*args, **kwargs)))
     except TypeError as e:
-      raise ConfigError(f"Bad arguments for preprocessing op {part!r}: {e}.") from None
+      raise ConfigError(f"Bad arguments for {kind} {part!r}: {e}.") from None
+  return out
+
+
+def parse(spec: str) -> Callable[[Example], Example]:
+  """"op1|op2(...)" -> one composed function; unknown ops or bad arguments raise ConfigError."""
+  fns = parse_calls(spec, OPS, "preprocessing op")
 
   def apply(ex):
     for text, fn in fns:

@@ -115,6 +115,9 @@ class GlobalBatchIndices(grain.MapDataset):
 
 
 def load_split(data_config, split: str) -> Split:
+  if data_config.tokenizer:  # a text data set as token sequences (language models)
+    from aigc_jax.data import lm
+    return lm.load_split(data_config, split)
   fn = ops.parse(data_config.preprocess)
   builder = sources.get_builder(data_config)
   source = sources.get_source(builder, split)

@@ -6,7 +6,8 @@ skipped) is one document, or several when `data.text.delimiter` splits it. Split
   its characters, as nanoGPT does for tiny Shakespeare; each split is one document.
 - `split_by="documents"`: a seeded shuffle of the documents, the first `train_fraction` train.
 Invalid UTF-8 is an error naming the file (`bad_utf8="error"`) or replaced with U+FFFD and
-counted (`"replace"`).
+counted (`"replace"`). `clean` (aigc_jax/data/clean.py) runs over all documents before the split;
+its report is written to `clean_report.json` in the prepared data set's folder.
 """
 
 import dataclasses
@@ -17,9 +18,11 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aigc_jax.data import clean
 from aigc_jax.errors import ConfigError
 
 SPLITS = ("characters", "documents")
+REPORT = "clean_report.json"
 BAD_UTF8 = ("error", "replace")
 
 
@@ -52,6 +55,7 @@ def make_config(folder: str, data_config) -> TextFilesConfig:
     raise ConfigError(f"data.text.bad_utf8={opts.bad_utf8!r}; valid: {', '.join(BAD_UTF8)}.")
   if not 0.0 < opts.train_fraction < 1.0:
     raise ConfigError(f"data.text.train_fraction must be in (0, 1), got {opts.train_fraction}.")
+  clean.parse(opts.clean)  # unknown cleaning ops fail here, before any file is read
   name = folder
   if opts != TextOptions():
     digest = hashlib.sha1(json.dumps(dataclasses.asdict(opts), sort_keys=True).encode())
@@ -117,6 +121,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if replaced:
       print(f"text_files/{self.builder_config.folder}: replaced {replaced} invalid UTF-8 "
             "sequences with U+FFFD", flush=True)
+    if opts.clean:
+      docs, report = clean.run(docs, opts.clean)
+      report.update(folder=folder, invalid_utf8_replaced=replaced)
+      with open(os.path.join(self.data_dir, REPORT), "w") as f:
+        json.dump(report, f, indent=1)
+      print(f"text_files/{self.builder_config.folder}: {clean.describe(report)}", flush=True)
+      if not docs:
+        raise ConfigError(f"Cleaning {opts.clean!r} removed every document of {folder}; "
+                          "relax data.text.clean.")
     if opts.split_by == "characters":
       corpus = "".join(docs)
       cut = int(len(corpus) * opts.train_fraction)

@@ -1,0 +1,160 @@
+"""Language-model input: a text data set -> one token stream per split -> sequences of L + 1.
+
+Each split's documents are tokenised once, joined with the end-of-text token and stored as a flat
+array beside the prepared data set (`tokens-<tokenizer>-<digest>-<split>.bin`, read as a memmap,
+so corpora larger than memory work). An example is `seq_len + 1` consecutive tokens, returned as
+`input` (the first L) and `target` (the last L):
+- `packed`: example i starts at i * L, so every token is a target exactly once per epoch;
+- `windows`: every start offset is an example, shuffled (nanoGPT's random windows, drawn without
+  replacement and resumable).
+Evaluation splits are always packed and cover every token: the last, partial sequence is padded
+and its padding masked out by `target_mask`.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from aigc_jax.data import sources, tokenizers
+from aigc_jax.errors import ConfigError
+
+PACKING = ("packed", "windows")
+_CHUNK = 1024  # documents tokenised at a time
+
+
+def validate(data_config) -> None:
+  tokenizers.check_name(data_config.tokenizer)
+  if data_config.seq_len <= 0:
+    raise ConfigError(f"data.seq_len must be positive, got {data_config.seq_len}.")
+  if data_config.packing not in PACKING:
+    raise ConfigError(f"data.packing={data_config.packing!r}; valid: {', '.join(PACKING)}.")
+
+
+def _texts(builder, split: str) -> list[str]:
+  source = sources.get_source(builder, split)
+  out = []
+  for i in range(len(source)):
+    rec = source[i]
+    if "text" not in rec:
+      raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rec)}); "
+                        "data.tokenizer needs a text data set such as text_files/<folder>.")
+    t = rec["text"]
+    out.append(t.decode("utf-8") if isinstance(t, bytes) else str(t))
+  return out
+
+
+def _fingerprint(builder, split: str) -> str:
+  """Fingerprint of a split's text, cached beside the (immutable) prepared data set."""
+  path = os.path.join(builder.data_dir, f"fingerprint-{split}.txt")
+  if os.path.exists(path):
+    with open(path) as f:
+      return f.read().strip()
+  fp = tokenizers.fingerprint(_texts(builder, split))
+  _atomic_write(path, fp.encode())
+  return fp
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "wb") as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
+def get_tokenizer(data_config, builder=None):
+  """The configured tokenizer of a text data set (trained beside it on first use)."""
+  builder = builder or sources.get_builder(data_config)
+  train = data_config.train_split
+  return tokenizers.for_dataset(data_config.tokenizer, builder.data_dir,
+                                lambda: _texts(builder, train), _fingerprint(builder, train))
+
+
+def token_stream(builder, tokenizer, name: str, split: str) -> np.memmap:
+  """The split's documents as one EOT-separated token array, built once and memory-mapped."""
+  stem = f"tokens-{name.replace(':', '-').replace('/', '_')}-{tokenizers.digest(tokenizer)}-{split}"
+  path = os.path.join(builder.data_dir, stem + ".bin")
+  meta_path = os.path.join(builder.data_dir, stem + ".json")
+  if not os.path.exists(meta_path):  # the meta file is written last: its presence = complete
+    _write_stream(builder, tokenizer, split, path, meta_path)
+  with open(meta_path) as f:
+    meta = json.load(f)
+  if os.path.getsize(path) != meta["count"] * np.dtype(meta["dtype"]).itemsize:
+    raise ConfigError(f"Token file {path} does not match {meta_path}; delete both to rebuild.")
+  return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],))
+
+
+def _write_stream(builder, tokenizer, split, path, meta_path):
+  dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
+  texts = _texts(builder, split)
+  tmp = f"{path}.tmp-{os.getpid()}"
+  count = 0
+  with open(tmp, "wb") as f:
+    for start in range(0, len(texts), _CHUNK):
+      chunk = texts[start:start + _CHUNK]
+      enc = getattr(tokenizer, "encode_batch", None)
+      ids = enc(chunk) if enc else [tokenizer.encode(t) for t in chunk]
+      for j, x in enumerate(ids):
+        if start + j > 0:
+          if tokenizer.eot is None:
+            raise ConfigError(f"Tokenizer {tokenizer.kind} has no end-of-text token but split "
+                              f"{split!r} has several documents; refit it on this data set.")
+          f.write(np.asarray([tokenizer.eot], dtype).tobytes())
+          count += 1
+        f.write(np.asarray(x, dtype).tobytes())
+        count += len(x)
+  os.replace(tmp, path)
+  meta = {"count": count, "dtype": np.dtype(dtype).name, "documents": len(texts),
+          "characters": sum(map(len, texts)), "tokenizer": tokenizers.digest(tokenizer),
+          "vocab_size": tokenizer.vocab_size}
+  _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+
+
+class TokenSplit:
+  """Sequences of `seq_len + 1` tokens from a stream; the pipeline's Split interface."""
+
+  def __init__(self, stream: np.ndarray, seq_len: int, packing: str, pad_last: bool = False):
+    if len(stream) < seq_len + 1:
+      raise ConfigError(f"The split has {len(stream)} tokens, fewer than data.seq_len + 1 = "
+                        f"{seq_len + 1}; lower data.seq_len.")
+    self.stream, self.seq_len, self.packing = stream, seq_len, packing
+    self.pad_last = pad_last and packing == "packed"
+    self._arange = np.arange(seq_len + 1)
+
+  def __len__(self) -> int:
+    n, L = len(self.stream), self.seq_len
+    if self.packing == "windows":
+      return n - L
+    return -(-(n - 1) // L) if self.pad_last else (n - 1) // L
+
+  @property
+  def num_tokens(self) -> int:
+    return len(self.stream)
+
+  def example_spec(self) -> dict:
+    spec = {"input": ((self.seq_len,), np.dtype(np.int32)),
+            "target": ((self.seq_len,), np.dtype(np.int32))}
+    if self.pad_last:
+      spec["target_mask"] = ((self.seq_len,), np.dtype(bool))
+    return spec
+
+  def load(self, indices) -> dict:
+    idx = np.asarray(indices, np.int64)
+    starts = idx * self.seq_len if self.packing == "packed" else idx
+    pos = starts[:, None] + self._arange
+    valid = pos < len(self.stream)
+    rows = self.stream[np.minimum(pos, len(self.stream) - 1)].astype(np.int32)
+    out = {"input": rows[:, :-1], "target": rows[:, 1:]}
+    if self.pad_last:
+      out["target_mask"] = valid[:, 1:]
+    return out
+
+
+def load_split(data_config, split: str) -> TokenSplit:
+  validate(data_config)
+  builder = sources.get_builder(data_config)
+  tok = get_tokenizer(data_config, builder)
+  stream = token_stream(builder, tok, data_config.tokenizer, split)
+  if split == data_config.train_split:
+    return TokenSplit(stream, data_config.seq_len, data_config.packing)
+  return TokenSplit(stream, data_config.seq_len, "packed", pad_last=True)
