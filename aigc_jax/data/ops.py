@@ -60,8 +60,9 @@ def resize(size, key: str = "image", method: str = "bilinear"):
   def fn(ex):
     x = np.asarray(ex[key])
     chans = x.reshape(x.shape[:2] + (-1,)).astype(np.float32)
-    out = np.stack([np.asarray(Image.fromarray(np.ascontiguousarray(chans[..., c])).resize((w, h), resample))
-                    for c in range(chans.shape[-1])], -1)
+    planes = [Image.fromarray(np.ascontiguousarray(chans[..., c]))  # mode "F"
+              for c in range(chans.shape[-1])]
+    out = np.stack([np.asarray(p.resize((w, h), resample)) for p in planes], -1)
     if np.issubdtype(x.dtype, np.integer):
       info = np.iinfo(x.dtype)
       out = np.clip(np.rint(out), info.min, info.max)

@@ -1,12 +1,16 @@
-"""MNIST-format IDX files from a local folder, with a seeded train/test carve-out.
+"""MNIST-format 28x28 sets (MNIST, Fashion-MNIST, KMNIST) from IDX or npz files in a local folder.
 
-Offline only the 10k MNIST test split exists, so the builder carves it into 8,000 training and
-2,000 held-out images with a fixed permutation (seed 0); every run and every machine sees the same
-split. Raw layout: `$AIGC_JAX_DATA/mnist/t10k-{images-idx3,labels-idx1}-ubyte.gz`.
+Config `<name>` reads `<data dir>/<name>/`: `{train,t10k}-images-idx3-ubyte` and
+`{train,t10k}-labels-idx1-ubyte` (gzipped or not; KMNIST also as `kmnist-{train,test}-{imgs,labels}
+.npz`). With the train files present the official splits are used (60,000 / 10,000). Offline only
+the MNIST test split exists, so with only the t10k files the builder carves them 8,000 / 2,000 with
+a fixed permutation (seed 0): every run and every machine sees the same split. A prepared copy is
+not rebuilt when train files are added later: delete `<tfds dir>/mnist_idx/<name>` to rebuild.
 """
 
 import gzip
 import os
+import zipfile
 import zlib
 
 import numpy as np
@@ -15,7 +19,7 @@ import tensorflow_datasets as tfds
 from aigc_jax.errors import ConfigError
 
 CARVE_SEED = 0
-NUM_TRAIN = 8000
+CARVE_TRAIN_FRACTION = 0.8  # 8,000 of the 10,000 test images
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32,
            0x0E: np.float64}
 
@@ -42,40 +46,104 @@ def read_idx(path: str) -> np.ndarray:
   return np.frombuffer(raw[header:], dtype).reshape(dims).astype(dtype.newbyteorder("="))
 
 
+def read_npz(path: str) -> np.ndarray:
+  """The one array (key `arr_0`) of a KMNIST-style npz file."""
+  try:
+    with np.load(path) as f:
+      return f["arr_0"]
+  except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
+    raise ConfigError(f"Corrupt npz file {path}: {e}. Replace it with an intact copy of the "
+                      "original file (one array under key 'arr_0').") from None
+
+
+def read_array(path: str) -> np.ndarray:
+  return read_npz(path) if path.endswith(".npz") else read_idx(path)
+
+
 class MnistIdxConfig(tfds.core.BuilderConfig):
 
-  def __init__(self, *, subdir: str, prefix: str, **kwargs):
+  def __init__(self, *, subdir: str, names: list[str], npz_prefix: str = "", **kwargs):
     super().__init__(**kwargs)
     self.subdir = subdir
-    self.prefix = prefix
+    self.names = names
+    self.npz_prefix = npz_prefix
 
 
-def raw_files(raw_dir: str, config: MnistIdxConfig) -> dict[str, str]:
+def _file_names(config: MnistIdxConfig, split: str, what: str) -> list[str]:
+  """Names that may hold `what` ("images"/"labels") of `split`, the preferred one first."""
+  idx = f"{'t10k' if split == 'test' else 'train'}-{what}-idx{3 if what == 'images' else 1}-ubyte"
+  names = [idx + ".gz", idx]
+  if config.npz_prefix:
+    names.append(f"{config.npz_prefix}-{split}-{'imgs' if what == 'images' else 'labels'}.npz")
+  return names
+
+
+def raw_files(raw_dir: str, config: MnistIdxConfig) -> dict[tuple[str, str], str | None]:
+  """{(split, "images"/"labels"): the file found, or None}."""
   folder = os.path.join(raw_dir, config.subdir)
-  return {k: os.path.join(folder, f"{config.prefix}-{k}-ubyte.gz")
-          for k in ("images-idx3", "labels-idx1")}
+  found = {}
+  for split in ("train", "test"):
+    for what in ("images", "labels"):
+      paths = (os.path.join(folder, n) for n in _file_names(config, split, what))
+      found[split, what] = next((p for p in paths if os.path.isfile(p)), None)
+  return found
 
 
 def check_raw(raw_dir: str, config: MnistIdxConfig) -> None:
-  missing = [p for p in raw_files(raw_dir, config).values() if not os.path.isfile(p)]
+  found = raw_files(raw_dir, config)
+  has_train = found["train", "images"] or found["train", "labels"]
+  wanted = [k for k in found if k[0] == "test" or has_train]  # train files: both or neither
+  missing = [os.path.join(raw_dir, config.subdir, _file_names(config, *k)[0])
+             for k in wanted if not found[k]]
   if missing:
+    npz = (f" KMNIST may instead be {config.npz_prefix}-{{train,test}}-{{imgs,labels}}.npz."
+           if config.npz_prefix else "")
     raise ConfigError(
         f"Missing raw file(s) {missing}. Data set mnist_idx/{config.name} reads IDX files from "
         f"<data dir>/{config.subdir}/ (data dir: --config.data.data_dir or $AIGC_JAX_DATA, laid "
-        f"out like shared/data/: {config.subdir}/{config.prefix}-images-idx3-ubyte.gz and "
-        f"{config.subdir}/{config.prefix}-labels-idx1-ubyte.gz).")
+        f"out like shared/data/): {config.subdir}/t10k-images-idx3-ubyte.gz and "
+        f"{config.subdir}/t10k-labels-idx1-ubyte.gz, gzipped or not, plus "
+        f"train-images-idx3-ubyte.gz and train-labels-idx1-ubyte.gz for the official train "
+        f"split (without them the t10k files are carved 8,000 / 2,000).{npz}")
+
+
+def load_split(found: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
+  """(images (N, 28, 28) uint8, labels (N,)) of one split, checked against each other."""
+  files = [found[split, "images"], found[split, "labels"]]
+  images, labels = (read_array(p) for p in files)
+  if images.shape[1:] != (28, 28) or images.dtype != np.uint8:
+    raise ConfigError(f"{files[0]} holds {images.dtype} images of shape {images.shape}; expected "
+                      "uint8 (N, 28, 28). Replace it with the original file.")
+  if labels.shape != images.shape[:1] or labels.min(initial=0) < 0 or labels.max(initial=0) > 9:
+    raise ConfigError(f"Raw files {files} disagree: images {images.shape}, labels {labels.shape} "
+                      "(expected one label 0-9 per image). Replace them with the original files.")
+  return images, labels
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
-  """MNIST digits from IDX files: an 8,000 / 2,000 train/test carve-out of one split."""
+  """28x28 grey images from IDX/npz files: official splits, or an 8,000 / 2,000 carve-out."""
 
   name = "mnist_idx"
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.1.0": "Configs fashion_mnist and kmnist (npz too); official train/test splits when the "
+               "train files exist; uncompressed IDX files. The t10k carve-out is unchanged.",
+      "1.0.0": "MNIST t10k carved 8,000 / 2,000.",
+  }
   BUILDER_CONFIGS = [
-      MnistIdxConfig(name="mnist", subdir="mnist", prefix="t10k",
-                     description="MNIST test split carved 8,000/2,000."),
+      MnistIdxConfig(name="mnist", subdir="mnist", names=[str(i) for i in range(10)],
+                     description="MNIST digits."),
+      MnistIdxConfig(name="fashion_mnist", subdir="fashion_mnist",
+                     names=["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal",
+                            "Shirt", "Sneaker", "Bag", "Ankle boot"],
+                     description="Fashion-MNIST (Xiao et al. 2017) clothing images."),
+      # Kuzushiji-MNIST (Clanuwat et al. 2018): the hiragana お き す つ な は ま や れ を.
+      MnistIdxConfig(name="kmnist", subdir="kmnist", npz_prefix="kmnist",
+                     names=["o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo"],
+                     description="Kuzushiji-MNIST cursive Japanese characters."),
   ]
-  MANUAL_DOWNLOAD_INSTRUCTIONS = "Set $AIGC_JAX_DATA to a folder holding mnist/t10k-*-ubyte.gz."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = ("Set $AIGC_JAX_DATA to a folder holding <config>/"
+                                  "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz.")
 
   def _info(self):
     return tfds.core.DatasetInfo(
@@ -84,24 +152,24 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             # Raw uint8 tensors: tfds' Image feature needs TensorFlow to encode PNG.
             "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(num_classes=10),
+            "label": tfds.features.ClassLabel(names=self.builder_config.names),
         }),
         supervised_keys=("image", "label"),
     )
 
   def _split_generators(self, dl_manager):
-    files = raw_files(str(dl_manager.manual_dir), self.builder_config)
-    images = read_idx(files["images-idx3"])
-    labels = read_idx(files["labels-idx1"])
-    if images.ndim != 3 or labels.shape != images.shape[:1]:
-      raise ConfigError(f"IDX files {list(files.values())} disagree: images {images.shape}, "
-                        f"labels {labels.shape}.")
+    found = raw_files(str(dl_manager.manual_dir), self.builder_config)
+    images, labels = load_split(found, "test")
+    if found["train", "images"]:
+      return {"train": self._generate_examples(*load_split(found, "train")),
+              "test": self._generate_examples(images, labels)}
     order = np.random.default_rng(CARVE_SEED).permutation(len(images))
+    cut = int(len(images) * CARVE_TRAIN_FRACTION)
     return {
-        "train": self._generate_examples(images, labels, order[:NUM_TRAIN]),
-        "test": self._generate_examples(images, labels, order[NUM_TRAIN:]),
+        "train": self._generate_examples(images, labels, order[:cut]),
+        "test": self._generate_examples(images, labels, order[cut:]),
     }
 
-  def _generate_examples(self, images, labels, indices):
-    for i in indices:
+  def _generate_examples(self, images, labels, indices=None):
+    for i in range(len(images)) if indices is None else indices:
       yield int(i), {"image": images[i][..., None], "label": int(labels[i])}
