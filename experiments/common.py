@@ -15,6 +15,9 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.name = "mnist_idx"  # a local builder (aigc_jax/data/builders) or a tfds catalog name
   c.data.data_dir = ""  # raw files for local builders; empty means $AIGC_JAX_DATA
   c.data.tfds_dir = ""  # where prepared data sets live; empty means tfds' default
+  # Apache Beam pipeline flags, e.g. "--runner=DirectRunner" or a Dataflow/Flink/Spark runner's:
+  # set, local builders are prepared by Beam (pip install apache-beam). Empty: in this process.
+  c.data.beam_options = ""
   c.data.train_split = "train"
   c.data.eval_split = "test"
   # text_files/<folder>: how a folder of text becomes splits (aigc_jax/data/builders/text_files.py)

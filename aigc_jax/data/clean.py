@@ -30,12 +30,14 @@ class Stage:
   """One op: `run(docs) -> (docs, removed index list or None, number of documents changed)`."""
   text: str
   run: Callable
+  per_document: bool  # True: maps each document alone (can run on Beam workers)
 
 
 def _mapper(f):
   def run(docs):
     out = [f(d) for d in docs]
     return out, None, sum(a != b for a, b in zip(docs, out))
+  run.per_document = True
   return run
 
 
@@ -151,7 +153,8 @@ def dedupe_near(threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, uni
 
 def parse(spec: str) -> list[Stage]:
   """"nfkc|dedupe_near(0.8)" -> stages; unknown ops or bad arguments raise ConfigError."""
-  return [Stage(text, fn) for text, fn in parse_calls(spec, OPS, "cleaning op")]
+  return [Stage(text, fn, getattr(fn, "per_document", False))
+          for text, fn in parse_calls(spec, OPS, "cleaning op")]
 
 
 def run(docs: list[str], spec: str) -> tuple[list[str], dict]:

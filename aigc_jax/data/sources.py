@@ -6,6 +6,7 @@ config, as in tfds.
 """
 
 import os
+import shlex
 
 import tensorflow_datasets as tfds
 
@@ -44,8 +45,8 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
     if not builder.is_prepared() and _needs_raw(module, builder):
       manual = raw_dir(data_config)
       module.check_raw(manual, builder.builder_config)
-    builder.download_and_prepare(
-        download_config=tfds.download.DownloadConfig(manual_dir=manual))
+    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+        manual_dir=manual, beam_options=_beam_options(data_config.beam_options)))
     return builder
   try:
     builder = tfds.builder(data_config.name, data_dir=tfds_dir, file_format="array_record")
@@ -55,6 +56,17 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
         f"({', '.join(local_builders())}) nor in the tfds catalog.") from None
   builder.download_and_prepare()
   return builder
+
+
+def _beam_options(flags: str):
+  if not flags:
+    return None
+  try:
+    from apache_beam.options.pipeline_options import PipelineOptions
+  except ImportError:
+    raise ConfigError("data.beam_options is set but Apache Beam is not installed: "
+                      "pip install apache-beam (or unset data.beam_options).") from None
+  return PipelineOptions(flags=shlex.split(flags))
 
 
 def _needs_raw(module, builder) -> bool:

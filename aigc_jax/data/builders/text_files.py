@@ -5,6 +5,8 @@ skipped) is one document, or several when `data.text.delimiter` splits it. Split
 - `split_by="characters"`: the corpus (documents joined in order) is cut at `train_fraction` of
   its characters, as nanoGPT does for tiny Shakespeare; each split is one document.
 - `split_by="documents"`: a seeded shuffle of the documents, the first `train_fraction` train.
+With `data.beam_options` set, the same builder is prepared by Apache Beam (one document per file,
+read and cleaned by the workers, identical records), for corpora too big for one machine.
 Invalid UTF-8 is an error naming the file (`bad_utf8="error"`) or replaced with U+FFFD and
 counted (`"replace"`). `clean` (aigc_jax/data/clean.py) runs over all documents before the split;
 its report is written to `clean_report.json` in the prepared data set's folder.
@@ -82,24 +84,62 @@ def check_raw(raw_dir: str, config: TextFilesConfig) -> None:
     raise ConfigError(f"Text folder {folder} has no non-empty files; put UTF-8 text files in it.")
 
 
+def read_file(path: str, opts: TextOptions) -> tuple[list[str], int]:
+  """One file's documents and its count of replaced invalid UTF-8 sequences."""
+  with open(path, "rb") as f:
+    raw = f.read()
+  replaced = 0
+  try:
+    text = raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    if opts.bad_utf8 == "error":
+      raise ConfigError(f"{path} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.end]!r}). "
+                        "Fix the file, or set data.text.bad_utf8='replace' to replace and "
+                        "count such bytes.") from None
+    text = raw.decode("utf-8", errors="replace")
+    replaced = text.count("\ufffd") - raw.decode("utf-8", "ignore").count("\ufffd")
+  parts = text.split(opts.delimiter) if opts.delimiter else [text]
+  return [p for p in parts if p], replaced
+
+
 def read_documents(folder: str, opts: TextOptions) -> tuple[list[str], int]:
   """(documents, number of invalid UTF-8 sequences replaced)."""
   docs, replaced = [], 0
   for path in _files(folder):
-    with open(path, "rb") as f:
-      raw = f.read()
-    try:
-      text = raw.decode("utf-8")
-    except UnicodeDecodeError as e:
-      if opts.bad_utf8 == "error":
-        raise ConfigError(f"{path} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.end]!r}). "
-                          "Fix the file, or set data.text.bad_utf8='replace' to replace and "
-                          "count such bytes.") from None
-      text = raw.decode("utf-8", errors="replace")
-      replaced += text.count("\ufffd") - raw.decode("utf-8", "ignore").count("\ufffd")
-    parts = text.split(opts.delimiter) if opts.delimiter else [text]
-    docs.extend(p for p in parts if p)
+    d, r = read_file(path, opts)
+    docs.extend(d)
+    replaced += r
   return docs, replaced
+
+
+def split_documents(n: int, opts: TextOptions) -> tuple[np.ndarray, np.ndarray]:
+  """Indices of the train and validation documents: a seeded shuffle cut at train_fraction."""
+  order = np.random.default_rng(opts.seed).permutation(n)
+  cut = min(max(int(n * opts.train_fraction), 1), n - 1)
+  return order[:cut], order[cut:]
+
+
+def beam_example(item, opts: TextOptions):
+  """Beam worker: (key, path) -> (key, example), the file read and cleaned where it runs.
+  Module-level so Beam pickles it by reference."""
+  key, path = item
+  (doc,), _ = read_file(path, opts)
+  if opts.clean:
+    (doc,), _ = clean.run([doc], opts.clean)
+  return key, {"text": doc}
+
+
+def check_beam(opts: TextOptions) -> None:
+  """Under Beam each file is one document, read, cleaned and written by a worker; global steps
+  (de-duplication, filters, a character cut) need the whole corpus on one machine."""
+  if opts.split_by != "documents" or opts.delimiter:
+    raise ConfigError("Preparing text_files with Beam needs data.text.split_by='documents' and "
+                      "no delimiter (one document per file); prepare it without "
+                      "data.beam_options otherwise.")
+  global_ops = [s.text for s in clean.parse(opts.clean) if not s.per_document]
+  if global_ops:
+    raise ConfigError(f"Cleaning ops {global_ops} compare or drop documents and run on one "
+                      "machine only; prepare without data.beam_options, or clean the files first.")
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
@@ -114,9 +154,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         builder=self, description=__doc__,
         features=tfds.features.FeaturesDict({"text": tfds.features.Text()}))
 
+  def _download_and_prepare(self, dl_manager, download_config):
+    # tfds hands the Beam runner only to its split writer; remember whether one was asked for.
+    self._use_beam = bool(download_config.beam_runner or download_config.beam_options)
+    return super()._download_and_prepare(dl_manager, download_config)
+
   def _split_generators(self, dl_manager):
     opts = self.builder_config.options
     folder = os.path.join(str(dl_manager.manual_dir), self.builder_config.folder)
+    if getattr(self, "_use_beam", False):
+      check_beam(opts)
+      files = [f for f in _files(folder) if os.path.getsize(f)]
+      if len(files) < 2:
+        raise ConfigError(f"{folder} has {len(files)} non-empty file(s); split_by='documents' "
+                          "needs two or more.")
+      train, validation = ([files[i] for i in idx] for idx in split_documents(len(files), opts))
+      return {"train": self._beam_examples(train), "validation": self._beam_examples(validation)}
     docs, replaced = read_documents(folder, opts)
     if replaced:
       print(f"text_files/{self.builder_config.folder}: replaced {replaced} invalid UTF-8 "
@@ -138,13 +191,15 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       if len(docs) < 2:
         raise ConfigError(f"{folder} has {len(docs)} document(s); split_by='documents' needs "
                           "two or more (or use split_by='characters').")
-      order = np.random.default_rng(opts.seed).permutation(len(docs))
-      cut = min(max(int(len(docs) * opts.train_fraction), 1), len(docs) - 1)
-      train = [docs[i] for i in order[:cut]]
-      validation = [docs[i] for i in order[cut:]]
+      train, validation = ([docs[i] for i in idx] for idx in split_documents(len(docs), opts))
     return {"train": self._generate_examples(train),
             "validation": self._generate_examples(validation)}
 
   def _generate_examples(self, docs):
-    for i, d in enumerate(docs):
-      yield i, {"text": d}
+    return ((i, {"text": d}) for i, d in enumerate(docs))
+
+  def _beam_examples(self, files):
+    """The same keys and examples as the local path, produced by Beam workers."""
+    beam = tfds.core.lazy_imports.apache_beam  # imported only on this path
+    return (beam.Create(list(enumerate(files)))
+            | beam.Map(beam_example, opts=self.builder_config.options))

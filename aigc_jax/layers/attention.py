@@ -1,0 +1,24 @@
+"""Causal self-attention on BTNH tensors: cuDNN flash attention on GPU, XLA elsewhere.
+
+`implementation=None` picks cuDNN when the default backend is a GPU and the inputs are 16-bit
+(cuDNN's fused kernel needs fp16/bf16), otherwise XLA; a config may force either.
+"""
+
+import jax
+import jax.numpy as jnp
+
+IMPLEMENTATIONS = (None, "xla", "cudnn")
+
+
+def choose(dtype, implementation: str | None = None) -> str:
+  if implementation not in IMPLEMENTATIONS:
+    raise ValueError(f"attention implementation {implementation!r}; valid: {IMPLEMENTATIONS}")
+  if implementation:
+    return implementation
+  gpu = jax.default_backend() == "gpu"
+  return "cudnn" if gpu and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) else "xla"
+
+
+def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None):
+  impl = choose(q_BTNH.dtype, implementation)
+  return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True, implementation=impl)

@@ -1,0 +1,90 @@
+"""Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU MLP, learned positions,
+optionally tied input/output embeddings. Weights are fp32 with logical axis names; `dtype`
+sets the compute precision (bfloat16 on accelerators). Initialised as GPT-2: N(0, 0.02), the
+residual output projections scaled by 1/sqrt(2 * layers).
+"""
+
+import math
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from aigc_jax.layers import attention
+
+
+def _normal(std, names):
+  return nn.with_logical_partitioning(nn.initializers.normal(std), names)
+
+
+def _zeros(names):
+  return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
+
+
+def _layer_norm(dtype, name=None):
+  return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name,
+                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
+                      bias_init=_zeros(("embed",)))
+
+
+class Block(nn.Module):
+  num_heads: int
+  num_layers: int
+  dropout: float
+  dtype: jnp.dtype
+  attention_impl: str | None
+
+  @nn.compact
+  def __call__(self, x_BTD, train: bool):
+    D = x_BTD.shape[-1]
+    H = D // self.num_heads
+    proj_std = 0.02 / math.sqrt(2 * self.num_layers)
+    drop = nn.Dropout(self.dropout, deterministic=not train)
+    h = _layer_norm(self.dtype)(x_BTD)
+    qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
+                          kernel_init=_normal(0.02, ("embed", None, "heads", "kv")),
+                          bias_init=_zeros((None, "heads", "kv")))(h)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl)
+    a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out",
+                        kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
+                        bias_init=_zeros(("embed",)))(a_BTNH)
+    x_BTD = x_BTD + drop(a)
+    h = _layer_norm(self.dtype)(x_BTD)
+    h = nn.Dense(4 * D, dtype=self.dtype, name="fc", kernel_init=_normal(0.02, ("embed", "mlp")),
+                 bias_init=_zeros(("mlp",)))(h)
+    h = nn.Dense(D, dtype=self.dtype, name="proj", kernel_init=_normal(proj_std, ("mlp", "embed")),
+                 bias_init=_zeros(("embed",)))(nn.gelu(h, approximate=True))
+    return x_BTD + drop(h)
+
+
+class Model(nn.Module):
+  vocab_size: int = 65
+  block_size: int = 256
+  num_layers: int = 6
+  num_heads: int = 6
+  width: int = 384
+  dropout: float = 0.0
+  tie_embeddings: bool = True
+  dtype: str = "float32"  # compute dtype; parameters stay float32
+  attention_impl: str | None = None  # None: cuDNN on GPU for 16-bit compute, else XLA
+
+  @nn.compact
+  def __call__(self, tokens_BT, *, train: bool = False):
+    T = tokens_BT.shape[1]
+    if T > self.block_size:
+      raise ValueError(f"Sequence length {T} exceeds the model's block_size {self.block_size}.")
+    dtype = jnp.dtype(self.dtype)
+    wte = nn.Embed(self.vocab_size, self.width, dtype=dtype, name="wte",
+                   embedding_init=_normal(0.02, ("vocab", "embed")))
+    wpe = nn.Embed(self.block_size, self.width, dtype=dtype, name="wpe",
+                   embedding_init=_normal(0.02, (None, "embed")))
+    x_BTD = wte(tokens_BT) + wpe(jnp.arange(T))[None]
+    x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
+    for i in range(self.num_layers):
+      x_BTD = Block(self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
+                    name=f"block{i}")(x_BTD, train)
+    x_BTD = _layer_norm(dtype, "ln_f")(x_BTD)
+    if self.tie_embeddings:
+      return wte.attend(x_BTD)
+    return nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
+                    kernel_init=_normal(0.02, ("embed", "vocab")))(x_BTD)

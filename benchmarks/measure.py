@@ -1,0 +1,58 @@
+"""Timing of a config's compiled train step and of its input pipeline, shared by benchmarks."""
+
+import functools
+import statistics
+import time
+
+import jax
+
+from aigc_jax import optim, sharding, step as step_lib
+from aigc_jax.data import pipeline
+from aigc_jax.tasks import get_task
+
+
+def _median_rate(fn, n: int, repeats: int) -> float:
+  rates = []
+  for _ in range(repeats):
+    t = time.perf_counter()
+    fn(n)
+    rates.append(n / (time.perf_counter() - t))
+  return statistics.median(rates)
+
+
+def measure(c, steps: int = 50, repeats: int = 5, data_steps: int | None = None) -> dict:
+  """Compile time, train-step rate and input-pipeline rate (batches/s) of config `c`."""
+  mesh = sharding.make_mesh(c.mesh)
+  task = get_task(c)
+  split = pipeline.load_split(c.data, c.data.train_split)
+  spec = pipeline.batch_spec(split, c.data.batch_size)
+  tx = optim.make_optimizer(c.optim, 1000)
+  create = functools.partial(step_lib.create_state, task, tx)
+  boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
+  state_sh = sharding.tree_shardings(boxed, mesh)
+  state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(
+      jax.random.PRNGKey(0))
+  it = pipeline.train_iterator(split, global_batch=c.data.batch_size, seed=0, process_index=0,
+                               process_count=1, prefetch=c.data.prefetch)
+  batch = sharding.host_to_global(next(it), mesh)
+  t = time.perf_counter()
+  step = step_lib.make_train_step(task, tx, state_sh, sharding.batch_sharding(mesh))
+  step = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+
+  def run_steps(n):
+    nonlocal state
+    for _ in range(n):
+      state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+
+  def read_batches(n):
+    for _ in range(n):
+      jax.block_until_ready(sharding.host_to_global(next(it), mesh))
+
+  run_steps(3)
+  step_rate = _median_rate(run_steps, steps, repeats)
+  read_batches(3)
+  data_rate = _median_rate(read_batches, data_steps or steps * 4, repeats)
+  return {"compile_s": compile_s, "step_rate": step_rate, "data_rate": data_rate,
+          "devices": mesh.devices.size}
