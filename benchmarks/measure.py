@@ -20,6 +20,23 @@ def _median_rate(fn, n: int, repeats: int) -> float:
   return statistics.median(rates)
 
 
+def pipeline_rate(c, n: int, repeats: int, mesh=None, it=None) -> float:
+  """Batches/s of config `c`'s training input: grain iterator (with its prefetch thread),
+  gathered and put on the devices."""
+  mesh = mesh or sharding.make_mesh(c.mesh)
+  if it is None:
+    split = pipeline.load_split(c.data, c.data.train_split)
+    it = pipeline.train_iterator(split, global_batch=c.data.batch_size, seed=0, process_index=0,
+                                 process_count=1, prefetch=c.data.prefetch)
+
+  def read_batches(k):
+    for _ in range(k):
+      jax.block_until_ready(sharding.host_to_global(next(it), mesh))
+
+  read_batches(3)
+  return _median_rate(read_batches, n, repeats)
+
+
 def measure(c, steps: int = 50, repeats: int = 5, data_steps: int | None = None) -> dict:
   """Compile time, train-step rate and input-pipeline rate (batches/s) of config `c`."""
   mesh = sharding.make_mesh(c.mesh)
@@ -46,13 +63,8 @@ def measure(c, steps: int = 50, repeats: int = 5, data_steps: int | None = None)
       state, metrics = step(state, batch)
     jax.block_until_ready(metrics)
 
-  def read_batches(n):
-    for _ in range(n):
-      jax.block_until_ready(sharding.host_to_global(next(it), mesh))
-
   run_steps(3)
   step_rate = _median_rate(run_steps, steps, repeats)
-  read_batches(3)
-  data_rate = _median_rate(read_batches, data_steps or steps * 4, repeats)
+  data_rate = pipeline_rate(c, data_steps or steps * 4, repeats, mesh, it)
   return {"compile_s": compile_s, "step_rate": step_rate, "data_rate": data_rate,
           "devices": mesh.devices.size}

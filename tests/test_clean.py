@@ -69,6 +69,10 @@ def test_planted_duplicates_are_removed_and_reported(data_dir, tmp_path, tfds_di
   assert removed["dedupe_near"] == 30 - missed >= 27
   assert removed["nfkc"] == 10 and removed["strip_control"] == 10
   assert report["words_out"] == (300 + missed) * 100
+  c.update(tokenizer="byte", seq_len=16)  # tokenising adds its counts to the report
+  n = sum(pipeline.load_split(c, s).num_tokens for s in ("train", "validation"))
+  report = json.load(open(os.path.join(builder.data_dir, text_files.REPORT)))
+  assert sum(report["tokens_out"]["byte"].values()) == n == report["bytes_out"] + 300 + missed - 2
 
 
 def test_near_duplicate_recall_and_precision_at_scale(data_dir):

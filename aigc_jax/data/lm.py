@@ -17,6 +17,7 @@ import os
 import numpy as np
 
 from aigc_jax.data import sources, tokenizers
+from aigc_jax.data.builders.text_files import REPORT
 from aigc_jax.errors import ConfigError
 
 PACKING = ("packed", "windows")
@@ -76,7 +77,7 @@ def token_stream(builder, tokenizer, name: str, split: str) -> np.memmap:
   path = os.path.join(builder.data_dir, stem + ".bin")
   meta_path = os.path.join(builder.data_dir, stem + ".json")
   if not os.path.exists(meta_path):  # the meta file is written last: its presence = complete
-    _write_stream(builder, tokenizer, split, path, meta_path)
+    _write_stream(builder, tokenizer, name, split, path, meta_path)
   with open(meta_path) as f:
     meta = json.load(f)
   if os.path.getsize(path) != meta["count"] * np.dtype(meta["dtype"]).itemsize:
@@ -84,7 +85,7 @@ def token_stream(builder, tokenizer, name: str, split: str) -> np.memmap:
   return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],))
 
 
-def _write_stream(builder, tokenizer, split, path, meta_path):
+def _write_stream(builder, tokenizer, name, split, path, meta_path):
   dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
   texts = _texts(builder, split)
   tmp = f"{path}.tmp-{os.getpid()}"
@@ -108,6 +109,18 @@ def _write_stream(builder, tokenizer, split, path, meta_path):
           "characters": sum(map(len, texts)), "tokenizer": tokenizers.digest(tokenizer),
           "vocab_size": tokenizer.vocab_size}
   _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+  _report_tokens(builder.data_dir, name, split, count)
+
+
+def _report_tokens(dataset_dir: str, name: str, split: str, count: int) -> None:
+  """Adds the split's token count to the cleaning report, where there is one."""
+  path = os.path.join(dataset_dir, REPORT)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    report = json.load(f)
+  report.setdefault("tokens_out", {}).setdefault(name, {})[split] = count
+  _atomic_write(path, json.dumps(report, indent=1).encode())
 
 
 class TokenSplit:
