@@ -7,18 +7,11 @@ Times the compiled step alone (random inputs of the right shapes, state donated)
 pipeline alone, each as the median of several repeats, so either side's limit shows.
 """
 
-import functools
-import statistics
-import time
-
 import jax
-import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from aigc_jax import optim, sharding, step as step_lib
-from aigc_jax.data import pipeline
-from aigc_jax.tasks import get_task
+from benchmarks.measure import measure
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config.", lock_config=True)
 _STEPS = flags.DEFINE_integer("steps", 50, "Steps per repeat.")

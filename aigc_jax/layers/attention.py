@@ -7,7 +7,7 @@
 import jax
 import jax.numpy as jnp
 
-IMPLEMENTATIONS = (None, "xla", "cudnn")
+IMPLEMENTATIONS = (None, "", "xla", "cudnn")  # None or "": automatic
 
 
 def choose(dtype, implementation: str | None = None) -> str:

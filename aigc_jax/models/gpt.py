@@ -66,7 +66,7 @@ class Model(nn.Module):
   dropout: float = 0.0
   tie_embeddings: bool = True
   dtype: str = "float32"  # compute dtype; parameters stay float32
-  attention_impl: str | None = None  # None: cuDNN on GPU for 16-bit compute, else XLA
+  attention_impl: str = ""  # "": cuDNN on GPU for 16-bit compute, else XLA; or xla | cudnn
 
   @nn.compact
   def __call__(self, tokens_BT, *, train: bool = False):

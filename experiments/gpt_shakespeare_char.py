@@ -1,0 +1,43 @@
+"""Character-level GPT on tiny Shakespeare: nanoGPT's `train_shakespeare_char`, side by side.
+
+Data: `text_files/tinyshakespeare` with the char tokenizer (nanoGPT's split: 1,003,854 / 111,540
+tokens, vocabulary 65), random windows of 256 (64 for `quick`) as nanoGPT samples them.
+Default = nanoGPT's train_shakespeare_char: 6 layers, 6 heads, width 384, context 256, batch 64,
+dropout 0.2, AdamW lr 1e-3, 100 warm-up steps, cosine to 1e-4 over 5,000 steps, beta2 0.99,
+weight decay 0.1, grad clip 1.0. `quick` = nanoGPT's CPU configuration: 4 layers, 4 heads, width
+128, context 64, batch 12, 2,000 steps (cosine to 1e-4), dropout 0.
+
+Command (needs $AIGC_JAX_DATA with tinyshakespeare/):
+  python -m experiments.gpt_shakespeare_char --workdir=DIR [--config=...:quick]
+"""
+
+import ml_collections
+
+from experiments import common
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  c = common.get_config()
+  c.task = "lm"
+  c.model = ml_collections.ConfigDict(dict(
+      name="gpt", vocab_size=0, block_size=256, num_layers=6, num_heads=6, width=384,
+      dropout=0.2, tie_embeddings=True, dtype="float32", attention_impl=""))
+  c.data.update(name="text_files/tinyshakespeare", tokenizer="char", seq_len=256,
+                packing="windows", batch_size=64, eval_split="validation", eval_batch_size=256)
+  c.optim.update(name="adamw", lr=1e-3, b1=0.9, b2=0.99, weight_decay=0.1,
+                 schedule="warmup_cosine", warmup_steps=100, min_lr_ratio=0.1,
+                 grad_clip_norm=1.0)
+  c.train.update(num_steps=5000, log_every_steps=50, eval_every_steps=250,
+                 checkpoint_every_steps=250)
+  if arg == "quick":
+    c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
+    c.data.update(seq_len=64, batch_size=12)
+    c.train.update(num_steps=2000, eval_every_steps=250, checkpoint_every_steps=250)
+  elif arg:
+    raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, or none.")
+  return c
+
+
+if __name__ == "__main__":
+  from aigc_jax import main
+  main.cli(__file__)
