@@ -8,6 +8,7 @@ import json
 import os
 
 import grain
+import jax
 import orbax.checkpoint as ocp
 
 from aigc_jax.errors import ConfigError
@@ -64,3 +65,33 @@ class Checkpointer:
 
   def close(self) -> None:
     self._mngr.close()
+
+
+BEST = "best"  # DIR/best/<step>/: the checkpoint with the best validation metric so far
+
+
+def restore_params(workdir: str):
+  """Parameters (host numpy arrays) of the best checkpoint in `workdir`, else of the latest."""
+  for sub in (BEST, "checkpoints"):
+    directory = os.path.join(os.path.abspath(workdir), sub)
+    if not os.path.isdir(directory):
+      continue
+    mngr = ocp.CheckpointManager(directory)
+    step = mngr.latest_step()
+    if step is None:
+      continue
+    path = os.path.join(directory, str(step), "state")
+    try:
+      ckptr = ocp.StandardCheckpointer()
+      tree = ckptr.metadata(path).item_metadata.tree
+      # Onto this process's first device, whatever mesh the run was trained on.
+      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+      raw = ckptr.restore(path, jax.tree.map(
+          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree,
+          is_leaf=lambda m: hasattr(m, "shape")))
+    except Exception as e:  # orbax raises many types for unreadable files
+      raise ConfigError(f"Checkpoint {directory}/{step} cannot be read ({type(e).__name__}: {e});"
+                        " delete it to fall back to an older one.") from e
+    return raw["params"]
+  raise ConfigError(f"No checkpoint in {workdir} (looked in {BEST}/ and checkpoints/): train "
+                    "first, or point --workdir at a training workdir.")

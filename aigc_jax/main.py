@@ -36,6 +36,9 @@ def _main(argv) -> None:
     import jax  # pylint: disable=import-outside-toplevel
     jax.distributed.initialize()
   config = FLAGS.config
+  if config.get("cpu_devices", 0) > 0:
+    import jax  # pylint: disable=import-outside-toplevel
+    jax.config.update("jax_num_cpu_devices", config.cpu_devices)  # before any backend starts
   try:
     if config.sweep:
       sweep.run(config, FLAGS.workdir)

@@ -1,5 +1,6 @@
 """Optax optimisers and learning-rate schedules built from `config.optim`."""
 
+import jax
 import optax
 
 from aigc_jax.errors import ConfigError
@@ -25,6 +26,19 @@ def make_schedule(c, total_steps: int) -> optax.Schedule:
   return optax.join_schedules([warmup, decay], [c.warmup_steps])
 
 
+DECAY = ("matrices", "all")
+
+
+def _decay_mask(which: str):
+  """"matrices": decay only weights of rank >= 2 (kernels, embeddings), never biases or norm
+  scales (GPT-2/nanoGPT); "all": every parameter."""
+  if which not in DECAY:
+    raise ConfigError(f"optim.decay={which!r}; valid: {', '.join(DECAY)}.")
+  if which == "all":
+    return None
+  return lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
+
+
 def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
   """`c` is `config.optim`; the schedule is injected so the learning rate can be logged."""
   if c.name not in OPTIMIZERS:
@@ -38,7 +52,8 @@ def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
       return optax.sgd(learning_rate, momentum=c.momentum, nesterov=False)
     if c.name == "adam":
       return optax.adam(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps)
-    return optax.adamw(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay)
+    return optax.adamw(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay,
+                       mask=_decay_mask(c.get("decay", "matrices")))
 
   tx = optax.inject_hyperparams(build)(learning_rate=schedule)
   if c.grad_clip_norm > 0:

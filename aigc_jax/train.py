@@ -16,8 +16,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from aigc_jax import checkpoint, optim, sharding, step as step_lib, writers
-from aigc_jax.data import clean, lm, ops, pipeline
+from aigc_jax import checkpoint, optim, sample, sharding, step as step_lib, writers
+from aigc_jax.data import clean, lm, ops, pipeline, tokenizers
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import get_task
 
@@ -35,6 +35,8 @@ def validate(config) -> None:
     if config.data[k] <= 0:
       raise ConfigError(f"data.{k} must be positive, got {config.data[k]}.")
   ops.parse(config.data.preprocess)
+  if config.train.best_mode not in ("min", "max"):
+    raise ConfigError(f"train.best_mode={config.train.best_mode!r}; valid: min, max.")
   clean.parse(config.data.text.clean)
   if config.data.tokenizer:
     lm.validate(config.data)
@@ -96,6 +98,36 @@ def evaluate(eval_step, state, split, mesh, global_batch: int) -> dict:
   totals = jax.device_get(totals)
   count = float(totals.pop("count"))
   return {k: float(v) / count for k, v in totals.items()}
+
+
+class _BestKeeper:
+  """DIR/best/: the checkpoint at the evaluation with the best `train.best_metric` so far."""
+
+  def __init__(self, config, workdir: str, metrics_path: str, start: int):
+    t = config.train
+    self.metric, self.mode, self.split = t.best_metric, t.best_mode, config.data.eval_split
+    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, checkpoint.BEST), keep=1,
+                                        async_save=t.async_checkpoints) if self.metric else None
+    history = [e[self.metric] for e in writers.read_metrics(metrics_path)
+               if e["split"] == self.split and self.metric in e and e["step"] <= start]
+    self.best = (min if self.mode == "min" else max)(history) if history else None
+
+  def update(self, step: int, state, metrics: dict) -> None:
+    if not self.ckpt:
+      return
+    if self.metric not in metrics:
+      raise ConfigError(f"train.best_metric={self.metric!r} is not an evaluation metric; "
+                        f"valid: {', '.join(sorted(metrics))}.")
+    value = metrics[self.metric]
+    if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
+      self.best = value
+      if step not in self.ckpt.all_steps():  # a resumed run replays to the same state
+        self.ckpt.save(step, state, force=True)
+
+  def close(self) -> None:
+    if self.ckpt:
+      self.ckpt.wait()
+      self.ckpt.close()
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
@@ -161,6 +193,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
            f"temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB" if mem else ""), flush=True)
 
   writer = writers.MetricWriter(workdir, resume_step=start)
+  best = _BestKeeper(config, workdir, writer.path, start)
+  if config.data.tokenizer and jax.process_index() == 0:  # sampling reads it from the workdir
+    tokenizers.save(lm.get_tokenizer(config.data), os.path.join(workdir, sample.TOKENIZER_FILE))
   preempt = _Preemption()
   pbar = writers.progress_bar(num_steps, start, config.train.progress_bar)
   window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
@@ -181,6 +216,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
       if done % config.train.eval_every_steps == 0 or done == num_steps:
         last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
         writer.write(done, config.data.eval_split, last_eval)
+        best.update(done, state, last_eval)
+        if task.on_eval and jax.process_index() == 0:
+          task.on_eval(state.params, done, workdir)
         if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
           writer.plot()
           t_plot = time.perf_counter()
@@ -199,14 +237,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     ckpt.wait()
   finally:
     ckpt.wait()  # an in-flight save completes even when the loop dies
+    best.close()
     pbar.close()
     preempt.restore()
     writer.close()
   summary = {"step": num_steps, **{f"{config.data.eval_split}_{k}": v for k, v in last_eval.items()}}
-  history = [e["accuracy"] for e in writers.read_metrics(writer.path)
-             if e["split"] == config.data.eval_split and "accuracy" in e]
-  if history:  # the peak, to show over-fitting; the final value is the headline
-    summary[f"{config.data.eval_split}_accuracy_best"] = max(history)
+  for metric, pick in (("accuracy", max), (best.metric, min if best.mode == "min" else max)):
+    history = [e[metric] for e in writers.read_metrics(writer.path)
+               if metric and e["split"] == config.data.eval_split and metric in e]
+    if history:  # the peak, to show over-fitting; the final value is the headline
+      summary[f"{config.data.eval_split}_{metric}_best"] = pick(history)
   _write_json(summary_path, summary)
   writer.plot()
   ckpt.close()

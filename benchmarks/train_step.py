@@ -20,6 +20,8 @@ _REPEATS = flags.DEFINE_integer("repeats", 5, "Repeats; the median is reported."
 
 def main(_):
   c = _CONFIG.value
+  if c.get("cpu_devices", 0) > 0:
+    jax.config.update("jax_num_cpu_devices", c.cpu_devices)
   r = measure(c, _STEPS.value, _REPEATS.value)
   b = c.data.batch_size
   print(f"model={c.model.name} batch={b} devices={r['devices']} backend={jax.default_backend()}")

@@ -7,6 +7,10 @@ def get_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.task = "classify"
+  # > 0: run the CPU backend as this many devices (set before JAX starts; no effect on GPU/TPU
+  # runs). XLA:CPU runs most non-matmul work of one computation on one thread, so splitting the
+  # batch over one device per core uses the cores better.
+  c.cpu_devices = 0
 
   # Model: `name` picks aigc_jax/models/<name>.py; the other keys are that module's fields.
   c.model = ml_collections.ConfigDict({"name": "mlp"})
@@ -53,6 +57,7 @@ def get_config() -> ml_collections.ConfigDict:
   c.optim.eps = 1e-8
   c.optim.momentum = 0.9
   c.optim.weight_decay = 0.0
+  c.optim.decay = "matrices"  # adamw decays: matrices (rank >= 2, not biases/norms) | all
   c.optim.schedule = "constant"  # constant | cosine | warmup_cosine | linear
   c.optim.warmup_steps = 0
   c.optim.min_lr_ratio = 0.0  # floor of cosine/linear decay, as a fraction of lr
@@ -65,6 +70,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.eval_every_steps = 500
   c.train.checkpoint_every_steps = 500  # a multiple of log_every_steps, so resumes log alike
   c.train.keep_checkpoints = 2
+  # Also keep the checkpoint with the best "<eval split>_<metric>" in DIR/best/ (e.g. "loss");
+  # best_mode "min" or "max". Empty: off.
+  c.train.best_metric = ""
+  c.train.sample_tokens = 200  # generative tasks write a sample this long per evaluation; 0: off
+  c.train.best_mode = "min"
   c.train.async_checkpoints = True
   c.train.progress_bar = True
 

@@ -4,7 +4,7 @@ Data: `text_files/tinyshakespeare` with the char tokenizer (nanoGPT's split: 1,0
 tokens, vocabulary 65), random windows of 256 (64 for `quick`) as nanoGPT samples them.
 Default = nanoGPT's train_shakespeare_char: 6 layers, 6 heads, width 384, context 256, batch 64,
 dropout 0.2, AdamW lr 1e-3, 100 warm-up steps, cosine to 1e-4 over 5,000 steps, beta2 0.99,
-weight decay 0.1, grad clip 1.0. `quick` = nanoGPT's CPU configuration: 4 layers, 4 heads, width
+weight decay 0.1 on matrices only, grad clip 1.0, no biases (nanoGPT's bias=False). `quick` = nanoGPT's CPU configuration: 4 layers, 4 heads, width
 128, context 64, batch 12, 2,000 steps (cosine to 1e-4), dropout 0.
 
 Command (needs $AIGC_JAX_DATA with tinyshakespeare/):
@@ -21,7 +21,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.task = "lm"
   c.model = ml_collections.ConfigDict(dict(
       name="gpt", vocab_size=0, block_size=256, num_layers=6, num_heads=6, width=384,
-      dropout=0.2, tie_embeddings=True, dtype="float32", attention_impl=""))
+      dropout=0.2, tie_embeddings=True, use_bias=False, dtype="float32", attention_impl=""))
   c.data.update(name="text_files/tinyshakespeare", tokenizer="char", seq_len=256,
                 packing="windows", batch_size=64, eval_split="validation", eval_batch_size=256)
   c.optim.update(name="adamw", lr=1e-3, b1=0.9, b2=0.99, weight_decay=0.1,
@@ -32,6 +32,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if arg == "quick":
     c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
     c.data.update(seq_len=64, batch_size=12)
+    c.cpu_devices = 2  # data parallel over the 2 cores of the reference CPU machine
     c.train.update(num_steps=2000, eval_every_steps=250, checkpoint_every_steps=250)
   elif arg:
     raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, or none.")

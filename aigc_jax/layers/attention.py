@@ -22,3 +22,15 @@ def choose(dtype, implementation: str | None = None) -> str:
 def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None):
   impl = choose(q_BTNH.dtype, implementation)
   return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True, implementation=impl)
+
+
+def cached_attention(q_BTNH, k_BTNH, v_BTNH, cache_k_BSNH, cache_v_BSNH, index):
+  """Decoding step(s): writes k/v at `index` into the caches and attends the T new queries to
+  every cached position up to their own. Returns (out, new cache k, new cache v)."""
+  T, S = q_BTNH.shape[1], cache_k_BSNH.shape[1]
+  cache_k_BSNH = jax.lax.dynamic_update_slice_in_dim(cache_k_BSNH, k_BTNH, index, axis=1)
+  cache_v_BSNH = jax.lax.dynamic_update_slice_in_dim(cache_v_BSNH, v_BTNH, index, axis=1)
+  mask_TS = jnp.arange(S)[None, :] <= (index + jnp.arange(T))[:, None]
+  out = jax.nn.dot_product_attention(q_BTNH, cache_k_BSNH, cache_v_BSNH,
+                                     mask=mask_TS[None, None], implementation="xla")
+  return out, cache_k_BSNH, cache_v_BSNH

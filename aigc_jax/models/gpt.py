@@ -1,4 +1,4 @@
-"""Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU MLP, learned positions,
+"""Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU (exact) MLP, learned positions,
 optionally tied input/output embeddings. Weights are fp32 with logical axis names; `dtype`
 sets the compute precision (bfloat16 on accelerators). Initialised as GPT-2: N(0, 0.02), the
 residual output projections scaled by 1/sqrt(2 * layers).
@@ -20,8 +20,8 @@ def _zeros(names):
   return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
 
 
-def _layer_norm(dtype, name=None):
-  return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name,
+def _layer_norm(dtype, use_bias, name=None):
+  return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name, use_bias=use_bias,
                       scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
                       bias_init=_zeros(("embed",)))
 
@@ -31,28 +31,38 @@ class Block(nn.Module):
   num_layers: int
   dropout: float
   dtype: jnp.dtype
-  attention_impl: str | None
+  attention_impl: str
+  use_bias: bool
 
   @nn.compact
-  def __call__(self, x_BTD, train: bool):
+  def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0):
     D = x_BTD.shape[-1]
     H = D // self.num_heads
     proj_std = 0.02 / math.sqrt(2 * self.num_layers)
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    h = _layer_norm(self.dtype)(x_BTD)
+    h = _layer_norm(self.dtype, self.use_bias)(x_BTD)
     qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
+                          use_bias=self.use_bias,
                           kernel_init=_normal(0.02, ("embed", None, "heads", "kv")),
                           bias_init=_zeros((None, "heads", "kv")))(h)
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl)
-    a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out",
+    if decode:  # key/value cache in the "cache" collection, created by init with decode=True
+      B = x_BTD.shape[0]
+      ck = self.variable("cache", "k", jnp.zeros, (B, cache_len) + k.shape[2:], k.dtype)
+      cv = self.variable("cache", "v", jnp.zeros, (B, cache_len) + v.shape[2:], v.dtype)
+    if decode and not self.is_initializing():
+      a_BTNH, ck.value, cv.value = attention.cached_attention(q, k, v, ck.value, cv.value, index)
+    else:
+      a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl)
+    a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
                         kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
                         bias_init=_zeros(("embed",)))(a_BTNH)
     x_BTD = x_BTD + drop(a)
-    h = _layer_norm(self.dtype)(x_BTD)
-    h = nn.Dense(4 * D, dtype=self.dtype, name="fc", kernel_init=_normal(0.02, ("embed", "mlp")),
-                 bias_init=_zeros(("mlp",)))(h)
-    h = nn.Dense(D, dtype=self.dtype, name="proj", kernel_init=_normal(proj_std, ("mlp", "embed")),
+    h = _layer_norm(self.dtype, self.use_bias)(x_BTD)
+    h = nn.Dense(4 * D, dtype=self.dtype, name="fc", use_bias=self.use_bias,
+                 kernel_init=_normal(0.02, ("embed", "mlp")), bias_init=_zeros(("mlp",)))(h)
+    h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
+                 kernel_init=_normal(proj_std, ("mlp", "embed")),
                  bias_init=_zeros(("embed",)))(nn.gelu(h, approximate=True))
     return x_BTD + drop(h)
 
@@ -67,23 +77,33 @@ class Model(nn.Module):
   tie_embeddings: bool = True
   dtype: str = "float32"  # compute dtype; parameters stay float32
   attention_impl: str = ""  # "": cuDNN on GPU for 16-bit compute, else XLA; or xla | cudnn
+  use_bias: bool = True  # False: no biases in dense layers or layer norms (nanoGPT's default)
 
   @nn.compact
-  def __call__(self, tokens_BT, *, train: bool = False):
+  def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False):
+    """Logits for every position. `decode=True` reads and extends the key/value cache (made by
+    `init(..., decode=True)` with tokens of the cache's length): positions continue from the
+    cache's index, so a prompt, then one token at a time, gives the same logits as one pass."""
     T = tokens_BT.shape[1]
     if T > self.block_size:
       raise ValueError(f"Sequence length {T} exceeds the model's block_size {self.block_size}.")
+    index = 0
+    if decode:
+      idx = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
+      index = idx.value
+      if not self.is_initializing():
+        idx.value = index + T
     dtype = jnp.dtype(self.dtype)
     wte = nn.Embed(self.vocab_size, self.width, dtype=dtype, name="wte",
                    embedding_init=_normal(0.02, ("vocab", "embed")))
     wpe = nn.Embed(self.block_size, self.width, dtype=dtype, name="wpe",
                    embedding_init=_normal(0.02, (None, "embed")))
-    x_BTD = wte(tokens_BT) + wpe(jnp.arange(T))[None]
+    x_BTD = wte(tokens_BT) + wpe(index + jnp.arange(T))[None]
     x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
     for i in range(self.num_layers):
       x_BTD = Block(self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
-                    name=f"block{i}")(x_BTD, train)
-    x_BTD = _layer_norm(dtype, "ln_f")(x_BTD)
+                    self.use_bias, name=f"block{i}")(x_BTD, train, decode, index, self.block_size)
+    x_BTD = _layer_norm(dtype, self.use_bias, "ln_f")(x_BTD)
     if self.tie_embeddings:
       return wte.attend(x_BTD)
     return nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",

@@ -4,12 +4,17 @@ Evaluation sums over real tokens only (eval padding `mask` per sequence, `target
 token), so the validation loss covers the whole split exactly once.
 """
 
-import jax.numpy as jnp
+import os
 
-from aigc_jax import losses, models
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from aigc_jax import losses, models, sample
 from aigc_jax.data import lm
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
+
 
 
 def vocab_size(config) -> int:
@@ -48,5 +53,20 @@ def make(config) -> Task:
       w = w * batch["target_mask"]
     return {"loss": jnp.sum(ce * w), "count": jnp.sum(w)}
 
+  tok = lm.get_tokenizer(config.data)
+
+  def on_eval(params, step, workdir):
+    """A sample from the current model in DIR/samples/, to read how training is going."""
+    prompt = tok.encode("\n") if tok.kind == "char" and "\n" in tok.chars else tok.encode("")
+    if not len(prompt):
+      prompt = np.asarray([tok.eot or 0], np.int32)
+    out = sample.generate(model, params, jnp.asarray(prompt[None], jnp.int32),
+                          jax.random.PRNGKey(step), max_new_tokens=config.train.sample_tokens,
+                          temperature=0.8, top_k=200)
+    os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
+    with open(os.path.join(workdir, "samples", f"step_{step:06d}.txt"), "w") as f:
+      f.write(tok.decode(np.asarray(out[0])))
+
   return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
-              input_keys=("input", "target"))
+              input_keys=("input", "target"),
+              on_eval=on_eval if config.train.sample_tokens > 0 else None)
