@@ -10,6 +10,11 @@ def softmax_cross_entropy(*, logits, labels):
   return optax.softmax_cross_entropy_with_integer_labels(logits.astype(jnp.float32), labels)
 
 
+def z_loss(*, logits):
+  """Per-position log(Z)^2 of the softmax normaliser (PaLM's auxiliary loss)."""
+  return jnp.square(jax.nn.logsumexp(logits.astype(jnp.float32), axis=-1))
+
+
 def correct(*, logits, labels):
   """Per-example 1.0 where the arg-max class equals the label."""
   return (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)

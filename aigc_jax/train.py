@@ -87,8 +87,9 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._old)
 
 
-def evaluate(eval_step, state, split, mesh, global_batch: int) -> dict:
-  """Mean of the task's eval sums over the whole split (padding masked out)."""
+def evaluate(eval_step, state, split, mesh, global_batch: int, finalize=None) -> dict:
+  """Mean of the task's eval sums over the whole split (padding masked out), then the task's
+  derived metrics (e.g. perplexity)."""
   local = global_batch // jax.process_count()
   totals = None
   for batch in pipeline.eval_batches(split, local_batch=local, process_index=jax.process_index(),
@@ -97,7 +98,8 @@ def evaluate(eval_step, state, split, mesh, global_batch: int) -> dict:
     totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
   totals = jax.device_get(totals)
   count = float(totals.pop("count"))
-  return {k: float(v) / count for k, v in totals.items()}
+  means = {k: float(v) / count for k, v in totals.items()}
+  return finalize(means) if finalize else means
 
 
 class _BestKeeper:
@@ -214,7 +216,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         pbar.set_postfix(loss=f"{mean['loss']:.4f}", ex_per_s=f"{mean['examples_per_sec']:.0f}")
         window, t_window = [], time.perf_counter()
       if done % config.train.eval_every_steps == 0 or done == num_steps:
-        last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
+        last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
+                             task.finalize)
         writer.write(done, config.data.eval_split, last_eval)
         best.update(done, state, last_eval)
         if task.on_eval and jax.process_index() == 0:
@@ -233,7 +236,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
               flush=True)
         raise SystemExit(143)
     if not last_eval:  # resumed exactly at the end, killed before the summary was written
-      last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size)
+      last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
+                             task.finalize)
     ckpt.wait()
   finally:
     ckpt.wait()  # an in-flight save completes even when the loop dies

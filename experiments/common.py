@@ -49,6 +49,8 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.cache = True  # hold decoded records in host memory (small data sets)
   c.data.prefetch = 2  # batches prepared ahead in a background thread
 
+  c.loss = ml_collections.ConfigDict({"z_loss": 0.0})  # lm: weight of log(Z)^2 (1e-4 in PaLM)
+
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"  # sgd | momentum | adam | adamw
   c.optim.lr = 1e-3

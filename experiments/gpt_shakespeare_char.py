@@ -28,7 +28,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                  schedule="warmup_cosine", warmup_steps=100, min_lr_ratio=0.1,
                  grad_clip_norm=1.0)
   c.train.update(num_steps=5000, log_every_steps=50, eval_every_steps=250,
-                 checkpoint_every_steps=250)
+                 checkpoint_every_steps=250, best_metric="loss", best_mode="min")
   if arg == "quick":
     c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
     c.data.update(seq_len=64, batch_size=12)

@@ -151,3 +151,25 @@ def test_trained_workdir_samples_from_the_best_checkpoint(data_dir, tfds_dir, tm
        "--max_new_tokens=20", "--seed=3"], capture_output=True, text=True, env=env, timeout=300)
   assert out.returncode == 0, out.stderr
   assert out.stdout.startswith("ROMEO:") and len(out.stdout.split("\n---")[0]) == 26
+
+
+@pytest.mark.parametrize("kw", [{"position": "rotary"}, {"remat": True}])
+def test_rotary_and_remat_variants(kw):
+  model = _model(**kw)
+  params = _params(model)
+  x = jax.random.randint(jax.random.PRNGKey(3), (2, 12), 0, 37)
+  full = model.apply({"params": params}, x)
+  if kw.get("position") == "rotary":
+    assert "wpe" not in params
+    cache = model.init(jax.random.PRNGKey(0), jnp.zeros((2, 16), jnp.int32),
+                       decode=True)["cache"]
+    a, mut = model.apply({"params": params, "cache": cache}, x[:, :7], decode=True,
+                         mutable=["cache"])
+    b, _ = model.apply({"params": params, **mut}, x[:, 7:], decode=True, mutable=["cache"])
+    np.testing.assert_allclose(jnp.concatenate([a, b], 1), full, atol=2e-5)
+  else:  # same function, same gradients; only memory differs
+    plain = _model()
+    loss = lambda m: lambda p: jnp.mean(m.apply({"params": p}, x) ** 2)  # noqa: E731
+    ga, gb = jax.grad(loss(model))(params), jax.grad(loss(plain))(params)
+    jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-6), ga, gb)
+    np.testing.assert_allclose(full, plain.apply({"params": params}, x), atol=1e-6)

@@ -36,6 +36,20 @@ def test_gpt_learns_characters_on_the_8_device_mesh(data_dir, tfds_dir, tmp_path
   # ... to below 3.31 nats, the entropy of the corpus's character frequencies: it uses context.
   assert s["validation_loss"] < 3.25
   assert s["step"] == 100 and jax.device_count() == 8
+  # One character per token: bits per character are bits per token.
+  assert math.isclose(s["validation_perplexity"], math.exp(s["validation_loss"]), rel_tol=1e-9)
+  assert math.isclose(s["validation_bits_per_char"], s["validation_loss"] / math.log(2),
+                      rel_tol=1e-6)
+
+
+def test_z_loss_is_added_and_reported(data_dir, tfds_dir, tmp_path):
+  c = _config(data_dir, tfds_dir)
+  c.loss.z_loss = 1e-2
+  c.train.update(num_steps=20, eval_every_steps=20, checkpoint_every_steps=20)
+  train.run(c, str(tmp_path))
+  m = helpers.metrics(str(tmp_path))[0]
+  assert math.isclose(m["loss"], m["cross_entropy"] + 1e-2 * m["z_loss"], rel_tol=1e-4)
+  assert m["z_loss"] > 0
 
 
 def test_vocab_smaller_than_the_tokenizer_is_an_error(data_dir, tfds_dir, tmp_path):

@@ -71,8 +71,9 @@ def get_tokenizer(data_config, builder=None):
                                 lambda: _texts(builder, train), _fingerprint(builder, train))
 
 
-def token_stream(builder, tokenizer, name: str, split: str) -> np.memmap:
-  """The split's documents as one EOT-separated token array, built once and memory-mapped."""
+def token_stream(builder, tokenizer, name: str, split: str) -> tuple[np.memmap, dict]:
+  """The split's documents as one EOT-separated token array, built once and memory-mapped, and
+  its meta data (token, document and character counts)."""
   stem = f"tokens-{name.replace(':', '-').replace('/', '_')}-{tokenizers.digest(tokenizer)}-{split}"
   path = os.path.join(builder.data_dir, stem + ".bin")
   meta_path = os.path.join(builder.data_dir, stem + ".json")
@@ -82,7 +83,7 @@ def token_stream(builder, tokenizer, name: str, split: str) -> np.memmap:
     meta = json.load(f)
   if os.path.getsize(path) != meta["count"] * np.dtype(meta["dtype"]).itemsize:
     raise ConfigError(f"Token file {path} does not match {meta_path}; delete both to rebuild.")
-  return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],))
+  return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],)), meta
 
 
 def _write_stream(builder, tokenizer, name, split, path, meta_path):
@@ -126,11 +127,13 @@ def _report_tokens(dataset_dir: str, name: str, split: str, count: int) -> None:
 class TokenSplit:
   """Sequences of `seq_len + 1` tokens from a stream; the pipeline's Split interface."""
 
-  def __init__(self, stream: np.ndarray, seq_len: int, packing: str, pad_last: bool = False):
+  def __init__(self, stream: np.ndarray, seq_len: int, packing: str, pad_last: bool = False,
+               characters: int = 0):
     if len(stream) < seq_len + 1:
       raise ConfigError(f"The split has {len(stream)} tokens, fewer than data.seq_len + 1 = "
                         f"{seq_len + 1}; lower data.seq_len.")
     self.stream, self.seq_len, self.packing = stream, seq_len, packing
+    self.characters = characters or len(stream)  # of the text the tokens encode
     self.pad_last = pad_last and packing == "packed"
     self._arange = np.arange(seq_len + 1)
 
@@ -167,7 +170,9 @@ def load_split(data_config, split: str) -> TokenSplit:
   validate(data_config)
   builder = sources.get_builder(data_config)
   tok = get_tokenizer(data_config, builder)
-  stream = token_stream(builder, tok, data_config.tokenizer, split)
+  stream, meta = token_stream(builder, tok, data_config.tokenizer, split)
   if split == data_config.train_split:
-    return TokenSplit(stream, data_config.seq_len, data_config.packing)
-  return TokenSplit(stream, data_config.seq_len, "packed", pad_last=True)
+    return TokenSplit(stream, data_config.seq_len, data_config.packing,
+                      characters=meta["characters"])
+  return TokenSplit(stream, data_config.seq_len, "packed", pad_last=True,
+                    characters=meta["characters"])

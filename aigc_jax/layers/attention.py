@@ -19,6 +19,17 @@ def choose(dtype, implementation: str | None = None) -> str:
   return "cudnn" if gpu and jnp.dtype(dtype) in (jnp.bfloat16, jnp.float16) else "xla"
 
 
+def rotary(x_BTNH, positions_T, base: float = 10000.0):
+  """Rotary position embedding (RoFormer): rotates pairs of channels by position-dependent
+  angles, so q.k depends on relative position."""
+  half = x_BTNH.shape[-1] // 2
+  freq = base ** (-jnp.arange(half, dtype=jnp.float32) / half)
+  angle = positions_T.astype(jnp.float32)[:, None] * freq[None]
+  sin, cos = jnp.sin(angle)[None, :, None, :], jnp.cos(angle)[None, :, None, :]
+  x1, x2 = x_BTNH[..., :half].astype(jnp.float32), x_BTNH[..., half:].astype(jnp.float32)
+  return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).astype(x_BTNH.dtype)
+
+
 def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None):
   impl = choose(q_BTNH.dtype, implementation)
   return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True, implementation=impl)

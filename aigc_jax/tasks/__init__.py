@@ -24,6 +24,8 @@ class Task:
   eval_fns: dict = dataclasses.field(default_factory=dict)
   # Input keys the task reads from a batch; checked against the data before compiling.
   input_keys: tuple = ()
+  # finalize(means) -> metrics: derived evaluation metrics (e.g. perplexity from the mean loss).
+  finalize: Callable[[dict], dict] | None = None
   # on_eval(params, step, workdir): after each evaluation, on the first host (e.g. write samples).
   on_eval: Callable[..., Any] | None = None
 

@@ -1,9 +1,12 @@
 """Next-token prediction: cross-entropy of batch["input"] -> batch["target"] (token sequences).
 
-Evaluation sums over real tokens only (eval padding `mask` per sequence, `target_mask` per
-token), so the validation loss covers the whole split exactly once.
+Optional z-loss (`loss.z_loss` x log(Z)^2, PaLM) keeps the softmax normaliser near 1 in low
+precision. Evaluation sums over real tokens only (eval padding `mask` per sequence, `target_mask`
+per token), so the validation loss covers the whole split exactly once; it reports loss (nats per
+token), perplexity, bits per token and bits per character of the original text.
 """
 
+import math
 import os
 
 import jax
@@ -14,7 +17,6 @@ from aigc_jax import losses, models, sample
 from aigc_jax.data import lm
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
-
 
 
 def vocab_size(config) -> int:
@@ -40,7 +42,16 @@ def make(config) -> Task:
     logits = model.apply({"params": params, **state}, batch["input"], train=True,
                          rngs={"dropout": rng})
     ce = losses.softmax_cross_entropy(logits=logits, labels=batch["target"])
-    return losses.weighted_mean(ce, batch.get("target_mask")), ({}, {})
+    metrics = {}
+    total = ce
+    if config.loss.z_loss:
+      z = losses.z_loss(logits=logits)
+      total = ce + config.loss.z_loss * z
+      metrics["z_loss"] = losses.weighted_mean(z, batch.get("target_mask"))
+    mask = batch.get("target_mask")
+    if metrics:
+      metrics["cross_entropy"] = losses.weighted_mean(ce, mask)
+    return losses.weighted_mean(total, mask), (metrics, {})
 
   def predict(variables, tokens):
     return model.apply(variables, tokens, train=False)
@@ -54,6 +65,13 @@ def make(config) -> Task:
     return {"loss": jnp.sum(ce * w), "count": jnp.sum(w)}
 
   tok = lm.get_tokenizer(config.data)
+  ev = lm.load_split(config.data, config.data.eval_split)
+  tokens_per_char = ev.num_tokens / max(ev.characters, 1)
+
+  def finalize(m):
+    return {**m, "perplexity": math.exp(min(m["loss"], 50.0)),
+            "bits_per_token": m["loss"] / math.log(2),
+            "bits_per_char": m["loss"] / math.log(2) * tokens_per_char}
 
   def on_eval(params, step, workdir):
     """A sample from the current model in DIR/samples/, to read how training is going."""
@@ -68,5 +86,5 @@ def make(config) -> Task:
       f.write(tok.decode(np.asarray(out[0])))
 
   return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
-              input_keys=("input", "target"),
+              input_keys=("input", "target"), finalize=finalize,
               on_eval=on_eval if config.train.sample_tokens > 0 else None)
