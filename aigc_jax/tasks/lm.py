@@ -31,8 +31,9 @@ def vocab_size(config) -> int:
   return have or needed
 
 
-def make(config) -> Task:
-  model = models.get_model(config.model, vocab_size=vocab_size(config))
+def make_task(config, vocab: int, tokens_per_char: float = 1.0, on_eval=None) -> Task:
+  """The task for a model with vocabulary `vocab`, independent of any data set (benchmarks)."""
+  model = models.get_model(config.model, vocab_size=vocab)
 
   def init(rng, batch_spec):
     x = jnp.zeros(batch_spec["input"].shape, jnp.int32)
@@ -64,14 +65,20 @@ def make(config) -> Task:
       w = w * batch["target_mask"]
     return {"loss": jnp.sum(ce * w), "count": jnp.sum(w)}
 
-  tok = lm.get_tokenizer(config.data)
-  ev = lm.load_split(config.data, config.data.eval_split)
-  tokens_per_char = ev.num_tokens / max(ev.characters, 1)
-
   def finalize(m):
     return {**m, "perplexity": math.exp(min(m["loss"], 50.0)),
             "bits_per_token": m["loss"] / math.log(2),
             "bits_per_char": m["loss"] / math.log(2) * tokens_per_char}
+
+  return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
+              input_keys=("input", "target"), finalize=finalize, on_eval=on_eval)
+
+
+def make(config) -> Task:
+  vocab = vocab_size(config)
+  model = models.get_model(config.model, vocab_size=vocab)
+  tok = lm.get_tokenizer(config.data)
+  ev = lm.load_split(config.data, config.data.eval_split)
 
   def on_eval(params, step, workdir):
     """A sample from the current model in DIR/samples/, to read how training is going."""
@@ -85,6 +92,5 @@ def make(config) -> Task:
     with open(os.path.join(workdir, "samples", f"step_{step:06d}.txt"), "w") as f:
       f.write(tok.decode(np.asarray(out[0])))
 
-  return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
-              input_keys=("input", "target"), finalize=finalize,
-              on_eval=on_eval if config.train.sample_tokens > 0 else None)
+  return make_task(config, vocab, ev.num_tokens / max(ev.characters, 1),
+                   on_eval if config.train.sample_tokens > 0 else None)

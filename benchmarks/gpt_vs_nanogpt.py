@@ -1,0 +1,116 @@
+"""GPT train-step speed and MFU, next to nanoGPT's figures on the same machines.
+
+  python -m benchmarks.gpt_vs_nanogpt [--cases=quick,shakespeare,gpt2] [--steps=20]
+      [--repeats=3] [--peak_tflops=989] [--dtype=bfloat16]
+
+Cases: `quick` (nanoGPT's CPU configuration: 4 layers, width 128, context 64, batch 12),
+`shakespeare` (train_shakespeare_char: 6 layers, width 384, context 256, batch 64) and `gpt2`
+(GPT-2 124M: 12 layers, width 768, context 1024, vocabulary 50,304, batch 16). The step is the
+training step the trainer runs (AdamW, clipping, donated state) on random tokens, so it measures
+compute alone; the input pipeline's rate is in benchmarks/input_pipeline.py. FLOPs per token are
+counted as nanoGPT does: 6N + 12 L H Q T, N the parameters without position embeddings. MFU is
+against --peak_tflops (989 = H100 SXM bf16 dense). On CPU, --cpu_devices splits the batch over
+that many CPU devices (what experiments do with config.cpu_devices).
+"""
+
+import functools
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+from absl import app, flags, logging
+
+from aigc_jax import optim, sharding, step as step_lib
+from aigc_jax.tasks import lm as lm_task
+from experiments import gpt_shakespeare_char
+
+_CASES = flags.DEFINE_list("cases", ["quick", "shakespeare", "gpt2"], "Which configurations.")
+_STEPS = flags.DEFINE_integer("steps", 20, "Steps per timing repeat.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported.")
+_PEAK = flags.DEFINE_float("peak_tflops", 989.0, "Peak TFLOP/s for MFU (H100 bf16 dense).")
+_DTYPE = flags.DEFINE_string("dtype", "", "Compute dtype; default bfloat16 on GPU/TPU, float32 "
+                             "on CPU.")
+_CPU_DEVICES = flags.DEFINE_integer("cpu_devices", 0, "CPU devices to split the batch over.")
+
+# nanoGPT's published/measured step times on the project's machines (issue text), in ms.
+REFERENCE_MS = {("quick", "cpu"): 55.0, ("shakespeare", "gpu"): 14.3, ("gpt2", "gpu"): 37.2}
+
+
+def case_config(name: str) -> ml_collections.ConfigDict:
+  c = gpt_shakespeare_char.get_config("quick" if name == "quick" else None)
+  c.model.vocab_size = 65
+  if name == "gpt2":
+    c.model.update(vocab_size=50304, block_size=1024, num_layers=12, num_heads=12, width=768,
+                   dropout=0.0)
+    c.data.update(seq_len=1024, batch_size=16)
+  elif name != "quick" and name != "shakespeare":
+    raise app.UsageError(f"Unknown case {name!r}; valid: quick, shakespeare, gpt2.")
+  return c
+
+
+def flops_per_token(m) -> float:
+  d, L, T = m.width, m.num_layers, m.block_size
+  n = L * 12 * d * d + m.vocab_size * d  # blocks (qkv, out, 4x MLP) + tied embedding
+  return 6 * n + 12 * L * m.num_heads * (d // m.num_heads) * T
+
+
+def measure(name: str, dtype: str) -> dict:
+  c = case_config(name)
+  c.model.dtype = dtype
+  mesh = sharding.make_mesh(c.mesh)
+  task = lm_task.make_task(c, c.model.vocab_size)
+  B, T = c.data.batch_size, c.data.seq_len
+  spec = {k: jax.ShapeDtypeStruct((B, T), jnp.int32) for k in ("input", "target")}
+  tx = optim.make_optimizer(c.optim, c.train.num_steps)
+  create = functools.partial(step_lib.create_state, task, tx)
+  boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
+  state_sh = sharding.tree_shardings(boxed, mesh)
+  state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(
+      jax.random.PRNGKey(0))
+  tokens = np.random.default_rng(0).integers(0, c.model.vocab_size, (B, T + 1), np.int32)
+  batch = sharding.host_to_global({"input": tokens[:, :-1], "target": tokens[:, 1:]}, mesh)
+  t = time.perf_counter()
+  step = step_lib.make_train_step(task, tx, state_sh, sharding.batch_sharding(mesh))
+  step = step.lower(state, batch).compile()
+  compile_s = time.perf_counter() - t
+  for _ in range(3):
+    state, metrics = step(state, batch)
+  jax.block_until_ready(metrics)
+  times = []
+  for _ in range(_REPEATS.value):
+    t = time.perf_counter()
+    for _ in range(_STEPS.value):
+      state, metrics = step(state, batch)
+    jax.block_until_ready(metrics)
+    times.append((time.perf_counter() - t) / _STEPS.value)
+  step_s = statistics.median(times)
+  n_params = sum(x.size for x in jax.tree.leaves(state.params))
+  tok_s = B * T / step_s
+  return {"case": name, "params": n_params, "compile_s": compile_s, "step_ms": step_s * 1e3,
+          "tokens_per_s": tok_s, "mfu": flops_per_token(c.model) * tok_s / (_PEAK.value * 1e12),
+          "devices": mesh.devices.size, "batch": B, "seq": T}
+
+
+def main(_):
+  logging.set_verbosity(logging.WARNING)
+  if _CPU_DEVICES.value:
+    jax.config.update("jax_num_cpu_devices", _CPU_DEVICES.value)
+  backend = jax.default_backend()
+  dtype = _DTYPE.value or ("float32" if backend == "cpu" else "bfloat16")
+  print(f"backend={backend} device={jax.devices()[0].device_kind} devices={jax.device_count()} "
+        f"dtype={dtype} jax={jax.__version__} peak={_PEAK.value:g} TFLOP/s")
+  print(f"{'case':<12}{'params':>10}{'batch x T':>11}{'compile s':>10}{'step ms':>9}"
+        f"{'tokens/s':>11}{'MFU':>7}{'nanoGPT ms':>12}")
+  for name in _CASES.value:
+    r = measure(name, dtype)
+    ref = REFERENCE_MS.get((name, "cpu" if backend == "cpu" else "gpu"))
+    print(f"{name:<12}{r['params'] / 1e6:>9.2f}M{r['batch']:>6} x{r['seq']:>4}"
+          f"{r['compile_s']:>10.1f}{r['step_ms']:>9.2f}{r['tokens_per_s']:>11.0f}"
+          f"{r['mfu']:>7.1%}{ref if ref else '-':>12}", flush=True)
+
+
+if __name__ == "__main__":
+  app.run(main)
