@@ -21,9 +21,12 @@ What closed most of the CPU gap (plain flax step: 61-66 ms on one device):
 - `cpu_devices = 2`: XLA:CPU runs most non-matmul work of a computation on one thread; two CPU
   devices splitting the batch run concurrently: 61 -> 45 ms.
 - GELU in tanh form (GPT-2's own): erf costs 15% of the step on CPU.
-- Matmuls already run at 140-176 GFLOP/s (the floor for 3.7 GFLOP a step is ~25 ms); oneDNN
-  (`--xla_cpu_use_onednn`) and fast-math flags did not help; the legacy runtime
-  (`--xla_cpu_use_thunk_runtime=false`) gave 40 ms in isolation but not in a full run.
+- Matmuls already run at 140-176 GFLOP/s (the floor for 3.7 GFLOP a step is ~25 ms); the step
+  reaches ~50% of the 176 GFLOP/s this CPU does on a large matmul (benchmarks/gpt_vs_nanogpt.py).
+  oneDNN (`--xla_cpu_use_onednn`) and fast-math flags did not help. XLA's legacy CPU runtime,
+  `XLA_FLAGS=--xla_cpu_use_thunk_runtime=false`, makes the step ~12% faster (alternating A/B:
+  42 and 39 ms against 45 and 49 ms); it is left to the user because newer XLA drops the flag
+  and XLA aborts on unknown flags.
 The default variant (H100) is not measured yet: no GPU was lent to this project.
 """
 
