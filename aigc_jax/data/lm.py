@@ -32,17 +32,27 @@ def validate(data_config) -> None:
     raise ConfigError(f"data.packing={data_config.packing!r}; valid: {', '.join(PACKING)}.")
 
 
-def _texts(builder, split: str) -> list[str]:
+def _texts(builder, split: str):
+  """The split's documents as str, read lazily (a corpus need not fit in memory)."""
   source = sources.get_source(builder, split)
-  out = []
   for i in range(len(source)):
     rec = source[i]
     if "text" not in rec:
       raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rec)}); "
                         "data.tokenizer needs a text data set such as text_files/<folder>.")
     t = rec["text"]
-    out.append(t.decode("utf-8") if isinstance(t, bytes) else str(t))
-  return out
+    yield t.decode("utf-8") if isinstance(t, bytes) else str(t)
+
+
+def _chunks(iterable, n: int):
+  chunk = []
+  for x in iterable:
+    chunk.append(x)
+    if len(chunk) == n:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
 
 
 def _fingerprint(builder, split: str) -> str:
@@ -88,16 +98,14 @@ def token_stream(builder, tokenizer, name: str, split: str) -> tuple[np.memmap, 
 
 def _write_stream(builder, tokenizer, name, split, path, meta_path):
   dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
-  texts = _texts(builder, split)
   tmp = f"{path}.tmp-{os.getpid()}"
-  count = 0
+  count = documents = characters = 0
+  enc = getattr(tokenizer, "encode_batch", None)
   with open(tmp, "wb") as f:
-    for start in range(0, len(texts), _CHUNK):
-      chunk = texts[start:start + _CHUNK]
-      enc = getattr(tokenizer, "encode_batch", None)
+    for chunk in _chunks(_texts(builder, split), _CHUNK):
       ids = enc(chunk) if enc else [tokenizer.encode(t) for t in chunk]
-      for j, x in enumerate(ids):
-        if start + j > 0:
+      for x in ids:
+        if documents > 0:
           if tokenizer.eot is None:
             raise ConfigError(f"Tokenizer {tokenizer.kind} has no end-of-text token but split "
                               f"{split!r} has several documents; refit it on this data set.")
@@ -105,9 +113,11 @@ def _write_stream(builder, tokenizer, name, split, path, meta_path):
           count += 1
         f.write(np.asarray(x, dtype).tobytes())
         count += len(x)
+        documents += 1
+      characters += sum(map(len, chunk))
   os.replace(tmp, path)
-  meta = {"count": count, "dtype": np.dtype(dtype).name, "documents": len(texts),
-          "characters": sum(map(len, texts)), "tokenizer": tokenizers.digest(tokenizer),
+  meta = {"count": count, "dtype": np.dtype(dtype).name, "documents": documents,
+          "characters": characters, "tokenizer": tokenizers.digest(tokenizer),
           "vocab_size": tokenizer.vocab_size}
   _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
   _report_tokens(builder.data_dir, name, split, count)

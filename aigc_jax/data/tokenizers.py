@@ -35,11 +35,12 @@ class CharTokenizer:
 
   @classmethod
   def fit(cls, texts: str | Iterable[str]) -> "CharTokenizer":
-    texts = [texts] if isinstance(texts, str) else list(texts)
-    chars = set()
-    for t in texts:
+    texts = [texts] if isinstance(texts, str) else texts
+    chars, n = set(), 0
+    for t in texts:  # one pass: texts may be a lazy stream of documents
       chars.update(t)
-    return cls("".join(sorted(chars)), eot=len(texts) > 1)
+      n += 1
+    return cls("".join(sorted(chars)), eot=n > 1)
 
   @property
   def vocab_size(self) -> int:
@@ -146,7 +147,7 @@ def check_name(name: str) -> None:
                     "unigram:<vocab size>, or a path to a tokenizer .json file.")
 
 
-def train(name: str, texts: list[str]):
+def train(name: str, texts: Iterable[str]):
   """A new tokenizer of kind `name`, fitted on `texts` (the training split's documents)."""
   check_name(name)
   m = _NAME.match(name)
