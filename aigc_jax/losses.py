@@ -30,3 +30,57 @@ def weighted_mean(values, weights=None):
 
 def l2_norm(tree):
   return optax.tree.norm(jax.tree.map(lambda x: x.astype(jnp.float32), tree))
+
+
+# Adversarial losses (per example; D sees logits or critic scores, G its fakes' scores).
+
+def gan_d_minimax(*, real, fake):
+  """Discriminator of the original GAN: -log D(x) - log(1 - D(G(z))), D = sigmoid(logit)."""
+  return jax.nn.softplus(-real) + jax.nn.softplus(fake)
+
+
+def gan_g_minimax(*, fake):
+  """Generator of the original minimax game: log(1 - D(G(z))) (saturates early in training)."""
+  return -jax.nn.softplus(fake)
+
+
+def gan_g_nonsaturating(*, fake):
+  """The non-saturating generator loss: -log D(G(z))."""
+  return jax.nn.softplus(-fake)
+
+
+def wasserstein_d(*, real, fake):
+  """WGAN critic: maximise E[f(x)] - E[f(G(z))], i.e. minimise fake - real."""
+  return fake - real
+
+
+def wasserstein_g(*, fake):
+  return -fake
+
+
+def hinge_d(*, real, fake):
+  return jax.nn.relu(1.0 - real) + jax.nn.relu(1.0 + fake)
+
+
+def hinge_g(*, fake):
+  return -fake
+
+
+def _input_grad_norms(critic, x):
+  """Per-example L2 norm of d critic(x_i) / d x_i (the critic must treat examples
+  independently, e.g. no batch norm, as WGAN-GP requires)."""
+  grads = jax.grad(lambda x: jnp.sum(critic(x)))(x)
+  return jnp.sqrt(jnp.sum(jnp.square(grads.reshape(x.shape[0], -1)), axis=-1) + 1e-12)
+
+
+def gradient_penalty(*, critic, real, fake, alpha):
+  """WGAN-GP: (||grad critic(x_hat)|| - 1)^2 at x_hat = alpha real + (1 - alpha) fake, with
+  alpha of shape [batch] drawn uniformly in [0, 1] by the caller."""
+  a = alpha.reshape((-1,) + (1,) * (real.ndim - 1))
+  x_hat = a * real + (1.0 - a) * fake
+  return jnp.square(_input_grad_norms(critic, x_hat) - 1.0)
+
+
+def r1_penalty(*, critic, real):
+  """R1: ||grad critic(x)||^2 on real data (the caller weights it by gamma / 2)."""
+  return jnp.square(_input_grad_norms(critic, real))
