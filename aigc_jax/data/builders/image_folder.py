@@ -10,13 +10,12 @@ channel count (`data.image.channels`, else the first image's).
 """
 
 import dataclasses
-import hashlib
-import json
 import os
 
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aigc_jax.data.builders import FolderConfig, folder_config
 from aigc_jax.errors import ConfigError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -32,15 +31,7 @@ class ImageOptions:
   seed: int = 0
 
 
-class ImageFolderConfig(tfds.core.BuilderConfig):
-
-  def __init__(self, *, folder: str, options: ImageOptions, **kwargs):
-    super().__init__(**kwargs)
-    self.folder = folder
-    self.options = options
-
-
-def make_config(folder: str, data_config) -> ImageFolderConfig:
+def make_config(folder: str, data_config) -> FolderConfig:
   """The builder config for `folder`; non-default options get their own prepared copy."""
   if not folder:
     raise ConfigError("image_folder needs a folder: data.name='image_folder/<folder under data "
@@ -58,12 +49,7 @@ def make_config(folder: str, data_config) -> ImageFolderConfig:
                       "first image's).")
   if not 0.0 < opts.train_fraction < 1.0:
     raise ConfigError(f"data.image.train_fraction must be in (0, 1), got {opts.train_fraction}.")
-  name = folder
-  if opts != ImageOptions():
-    digest = hashlib.sha1(json.dumps(dataclasses.asdict(opts), sort_keys=True).encode())
-    name = f"{folder}-{digest.hexdigest()[:8]}"
-  return ImageFolderConfig(name=name, folder=folder, options=opts,
-                           description=f"Images of {folder}/, one class per sub-folder.")
+  return folder_config(folder, opts, f"Images of {folder}/, one class per sub-folder.")
 
 
 def _subdirs(path: str) -> list[str]:
@@ -119,7 +105,7 @@ def list_files(folder: str) -> tuple[dict[str, list[tuple[str, str]]], int]:
   return out, skipped
 
 
-def check_raw(raw_dir: str, config: ImageFolderConfig) -> None:
+def check_raw(raw_dir: str, config: FolderConfig) -> None:
   list_files(os.path.join(raw_dir, config.folder))
 
 

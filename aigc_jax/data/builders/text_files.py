@@ -13,7 +13,6 @@ its report is written to `clean_report.json` in the prepared data set's folder.
 """
 
 import dataclasses
-import hashlib
 import json
 import os
 
@@ -21,6 +20,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 
 from aigc_jax.data import clean
+from aigc_jax.data.builders import FolderConfig, folder_config
 from aigc_jax.errors import ConfigError
 
 SPLITS = ("characters", "documents")
@@ -38,15 +38,7 @@ class TextOptions:
   clean: str = ""
 
 
-class TextFilesConfig(tfds.core.BuilderConfig):
-
-  def __init__(self, *, folder: str, options: TextOptions, **kwargs):
-    super().__init__(**kwargs)
-    self.folder = folder
-    self.options = options
-
-
-def make_config(folder: str, data_config) -> TextFilesConfig:
+def make_config(folder: str, data_config) -> FolderConfig:
   """The builder config for `folder`; non-default options get their own prepared copy."""
   if not folder:
     raise ConfigError("text_files needs a folder: data.name='text_files/<folder under data dir>'.")
@@ -58,12 +50,7 @@ def make_config(folder: str, data_config) -> TextFilesConfig:
   if not 0.0 < opts.train_fraction < 1.0:
     raise ConfigError(f"data.text.train_fraction must be in (0, 1), got {opts.train_fraction}.")
   clean.parse(opts.clean)  # unknown cleaning ops fail here, before any file is read
-  name = folder
-  if opts != TextOptions():
-    digest = hashlib.sha1(json.dumps(dataclasses.asdict(opts), sort_keys=True).encode())
-    name = f"{folder}-{digest.hexdigest()[:8]}"
-  return TextFilesConfig(name=name, folder=folder, options=opts,
-                         description=f"Text files of {folder}/ split by {opts.split_by}.")
+  return folder_config(folder, opts, f"Text files of {folder}/ split by {opts.split_by}.")
 
 
 def _files(folder: str) -> list[str]:
@@ -74,7 +61,7 @@ def _files(folder: str) -> list[str]:
   return out
 
 
-def check_raw(raw_dir: str, config: TextFilesConfig) -> None:
+def check_raw(raw_dir: str, config: FolderConfig) -> None:
   folder = os.path.join(raw_dir, config.folder)
   if not os.path.isdir(folder):
     raise ConfigError(f"Text folder {folder} does not exist: text_files/{config.folder} reads "
