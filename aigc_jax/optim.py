@@ -44,6 +44,7 @@ def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
   if c.name not in OPTIMIZERS:
     raise ConfigError(f"Unknown optim.name {c.name!r}; valid: {', '.join(OPTIMIZERS)}.")
   schedule = make_schedule(c, total_steps)
+  mask = _decay_mask(c.get("decay", "matrices"))  # checked here, not when first applied
 
   def build(learning_rate):
     if c.name == "sgd":
@@ -53,7 +54,7 @@ def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
     if c.name == "adam":
       return optax.adam(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps)
     return optax.adamw(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay,
-                       mask=_decay_mask(c.get("decay", "matrices")))
+                       mask=mask)
 
   tx = optax.inject_hyperparams(build)(learning_rate=schedule)
   if c.grad_clip_norm > 0:

@@ -45,10 +45,7 @@ def validate(config) -> None:
 
 def _write_json(path: str, obj) -> None:
   if jax.process_index() == 0:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-      json.dump(obj, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    writers.atomic_write(path, json.dumps(obj, indent=2, sort_keys=True))
 
 
 def _save_config(config, workdir: str) -> None:

@@ -8,6 +8,15 @@ import jax
 import numpy as np
 
 
+def atomic_write(path: str, data: str | bytes) -> None:
+  """Writes `path` whole or not at all (temporary file, then rename): a kill never leaves a
+  half-written file where a reader expects a complete one."""
+  tmp = f"{path}.tmp-{os.getpid()}"
+  with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
+    f.write(data)
+  os.replace(tmp, path)
+
+
 class MetricWriter:
   """Appends {"step", "split", ...} events to metrics.jsonl (and TensorBoard) on process 0.
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from flax.core import meta
 
-from aigc_jax import models, sample, sharding, train
+from aigc_jax import checkpoint, models, sample, sharding, train
 from aigc_jax.sharding import Mesh
 from experiments import common
 from tests import helpers
@@ -115,6 +115,10 @@ def test_loss_on_one_device_equals_the_8_device_mesh(data_dir, tfds_dir, tmp_pat
   b = [m["loss"] for m in helpers.metrics(str(tmp_path / "eight"))]
   np.testing.assert_allclose(a, b, rtol=2e-5)
   assert a[-1] < a[0]
+  # A checkpoint saved on the 8-device mesh restores onto one device for sampling.
+  params = checkpoint.restore_params(str(tmp_path / "eight"))
+  assert params["wte"]["embedding"].shape == (65, 64)
+  assert len(params["block0"]["fc"]["kernel"].sharding.device_set) == 1
 
 
 def test_large_weights_are_split_over_the_mesh():

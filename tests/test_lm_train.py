@@ -2,11 +2,13 @@
 
 import math
 import os
+import sys
 
 import jax
 import pytest
 
 from aigc_jax import train
+from aigc_jax.data import sources
 from aigc_jax.errors import ConfigError
 from experiments import common
 from tests import helpers
@@ -68,3 +70,13 @@ def test_bad_lm_data_config_fails_before_reading(tmp_path):
   c.data.packing, c.data.tokenizer = "packed", "bpe"
   with pytest.raises(ConfigError, match="Unknown tokenizer 'bpe'"):
     train.validate(c)
+  c.data.tokenizer, c.train.best_mode = "char", "lowest"
+  with pytest.raises(ConfigError, match="train.best_mode='lowest'; valid: min, max"):
+    train.validate(c)
+
+
+def test_beam_options_without_beam_is_a_clear_error(monkeypatch):
+  monkeypatch.setitem(sys.modules, "apache_beam", None)  # as if not installed
+  monkeypatch.setitem(sys.modules, "apache_beam.options.pipeline_options", None)
+  with pytest.raises(ConfigError, match="Apache Beam is not installed: pip install"):
+    sources._beam_options("--runner=DirectRunner")

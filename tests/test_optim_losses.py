@@ -1,3 +1,4 @@
+import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
@@ -38,6 +39,20 @@ def test_optimizer_reports_its_learning_rate():
 def test_unknown_optimizer_or_schedule(kw, match):
   with pytest.raises(ConfigError, match=match):
     optim.make_optimizer(_optim(**kw), 10)
+
+
+@pytest.mark.parametrize("decay,bias_after", [("matrices", 1.0), ("all", 1.0 - 0.1 * 0.5)])
+def test_weight_decay_on_matrices_only(decay, bias_after):
+  """With zero gradients only decay moves weights: kernels shrink by lr * wd, biases and norm
+  scales only when decay="all"."""
+  tx = optim.make_optimizer(_optim(name="adamw", lr=0.1, weight_decay=0.5, decay=decay), 10)
+  params = {"kernel": jnp.ones((2, 3)), "bias": jnp.ones(3)}
+  updates, _ = tx.update(jax.tree.map(jnp.zeros_like, params), tx.init(params), params)
+  new = optax.apply_updates(params, updates)
+  np.testing.assert_allclose(new["kernel"], 1.0 - 0.1 * 0.5, rtol=1e-6)
+  np.testing.assert_allclose(new["bias"], bias_after, rtol=1e-6)
+  with pytest.raises(ConfigError, match="optim.decay='some'"):
+    optim.make_optimizer(_optim(name="adamw", decay="some"), 10)
 
 
 def test_cross_entropy_matches_hand_computation():

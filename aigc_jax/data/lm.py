@@ -16,6 +16,7 @@ import os
 
 import numpy as np
 
+from aigc_jax import writers
 from aigc_jax.data import sources, tokenizers
 from aigc_jax.data.builders.text_files import REPORT
 from aigc_jax.errors import ConfigError
@@ -62,15 +63,8 @@ def _fingerprint(builder, split: str) -> str:
     with open(path) as f:
       return f.read().strip()
   fp = tokenizers.fingerprint(_texts(builder, split))
-  _atomic_write(path, fp.encode())
+  writers.atomic_write(path, fp.encode())
   return fp
-
-
-def _atomic_write(path: str, data: bytes) -> None:
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb") as f:
-    f.write(data)
-  os.replace(tmp, path)
 
 
 def get_tokenizer(data_config, builder=None):
@@ -119,7 +113,7 @@ def _write_stream(builder, tokenizer, name, split, path, meta_path):
   meta = {"count": count, "dtype": np.dtype(dtype).name, "documents": documents,
           "characters": characters, "tokenizer": tokenizers.digest(tokenizer),
           "vocab_size": tokenizer.vocab_size}
-  _atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+  writers.atomic_write(meta_path, json.dumps(meta, indent=1).encode())
   _report_tokens(builder.data_dir, name, split, count)
 
 
@@ -131,7 +125,7 @@ def _report_tokens(dataset_dir: str, name: str, split: str, count: int) -> None:
   with open(path) as f:
     report = json.load(f)
   report.setdefault("tokens_out", {}).setdefault(name, {})[split] = count
-  _atomic_write(path, json.dumps(report, indent=1).encode())
+  writers.atomic_write(path, json.dumps(report, indent=1).encode())
 
 
 class TokenSplit:

@@ -16,6 +16,7 @@ from typing import Iterable
 
 import numpy as np
 
+from aigc_jax import writers
 from aigc_jax.errors import ConfigError
 
 EOT = "<|endoftext|>"
@@ -173,10 +174,7 @@ def digest(tokenizer) -> str:
 
 def save(tokenizer, path: str, *, name: str = "", data_fingerprint: str = "") -> None:
   spec = {**tokenizer.to_json(), "name": name, "data_fingerprint": data_fingerprint}
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "w") as f:
-    json.dump(spec, f)
-  os.replace(tmp, path)  # never a half-written tokenizer beside the data
+  writers.atomic_write(path, json.dumps(spec))  # never a half-written tokenizer beside the data
 
 
 def load(path: str, *, data_fingerprint: str = ""):

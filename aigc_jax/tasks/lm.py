@@ -19,11 +19,9 @@ from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
 
-def vocab_size(config) -> int:
-  """model.vocab_size, or the data's tokenizer's when it is 0; too small is an error."""
-  if not config.data.tokenizer:
-    raise ConfigError("task 'lm' needs token sequences: set data.tokenizer (e.g. 'char').")
-  needed = lm.get_tokenizer(config.data).vocab_size
+def vocab_size(config, tok) -> int:
+  """model.vocab_size, or the tokenizer's when it is 0; too small is an error."""
+  needed = tok.vocab_size
   have = config.model.get("vocab_size", 0)
   if have and have < needed:
     raise ConfigError(f"model.vocab_size={have} is smaller than the tokenizer's vocabulary "
@@ -75,9 +73,11 @@ def make_task(config, vocab: int, tokens_per_char: float = 1.0, on_eval=None) ->
 
 
 def make(config) -> Task:
-  vocab = vocab_size(config)
-  model = models.get_model(config.model, vocab_size=vocab)
+  if not config.data.tokenizer:
+    raise ConfigError("task 'lm' needs token sequences: set data.tokenizer (e.g. 'char').")
   tok = lm.get_tokenizer(config.data)
+  vocab = vocab_size(config, tok)
+  model = models.get_model(config.model, vocab_size=vocab)
   ev = lm.load_split(config.data, config.data.eval_split)
 
   def on_eval(params, step, workdir):

@@ -10,6 +10,7 @@ import dataclasses
 import hashlib
 import json
 
+import numpy as np
 import tensorflow_datasets as tfds
 
 
@@ -29,3 +30,17 @@ def folder_config(folder: str, options, description: str) -> FolderConfig:
     digest = hashlib.sha1(json.dumps(dataclasses.asdict(options), sort_keys=True).encode())
     name = f"{folder}-{digest.hexdigest()[:8]}"
   return FolderConfig(name=name, folder=folder, options=options, description=description)
+
+
+def image_label_info(builder, shape: tuple, label: tfds.features.ClassLabel,
+                     description: str) -> tfds.core.DatasetInfo:
+  """{"image": uint8 HxWxC, "label"} info. Images are raw tensors, since tfds' Image feature needs
+  TensorFlow to encode PNG; a shape with unknown dimensions is stored per image (bytes)."""
+  encoding = "bytes" if None in shape else "none"
+  return tfds.core.DatasetInfo(
+      builder=builder, description=description,
+      features=tfds.features.FeaturesDict({
+          "image": tfds.features.Tensor(shape=shape, dtype=np.uint8, encoding=encoding),
+          "label": label,
+      }),
+      supervised_keys=("image", "label"))

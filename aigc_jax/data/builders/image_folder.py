@@ -15,7 +15,7 @@ import os
 import numpy as np
 import tensorflow_datasets as tfds
 
-from aigc_jax.data.builders import FolderConfig, folder_config
+from aigc_jax.data.builders import FolderConfig, folder_config, image_label_info
 from aigc_jax.errors import ConfigError
 
 EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -159,16 +159,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _info(self):
     opts = self.builder_config.options
-    # Unknown sizes are stored per image (bytes encoding); labels are named at build time.
+    # Unknown sizes are stored per image; labels are named at build time.
     shape = (opts.size or None, opts.size or None, opts.channels or None)
-    return tfds.core.DatasetInfo(
-        builder=self, description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=shape, dtype=np.uint8,
-                                          encoding="none" if None not in shape else "bytes"),
-            "label": tfds.features.ClassLabel(),
-        }),
-        supervised_keys=("image", "label"))
+    return image_label_info(self, shape, tfds.features.ClassLabel(), __doc__)
 
   def _split_generators(self, dl_manager):
     opts = self.builder_config.options

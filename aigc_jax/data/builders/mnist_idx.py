@@ -16,6 +16,7 @@ import zlib
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aigc_jax.data.builders import image_label_info
 from aigc_jax.errors import ConfigError
 
 CARVE_SEED = 0
@@ -146,16 +147,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
                                   "{train,t10k}-{images-idx3,labels-idx1}-ubyte.gz.")
 
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            # Raw uint8 tensors: tfds' Image feature needs TensorFlow to encode PNG.
-            "image": tfds.features.Tensor(shape=(28, 28, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(names=self.builder_config.names),
-        }),
-        supervised_keys=("image", "label"),
-    )
+    return image_label_info(self, (28, 28, 1),
+                            tfds.features.ClassLabel(names=self.builder_config.names), __doc__)
 
   def _split_generators(self, dl_manager):
     found = raw_files(str(dl_manager.manual_dir), self.builder_config)

@@ -8,6 +8,7 @@ levels 0-16 (use `value_range(0, 1, in_max=16)`), labels 0-9. A fixed permutatio
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aigc_jax.data.builders import image_label_info
 from aigc_jax.errors import ConfigError
 
 SEED = 0
@@ -26,15 +27,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   VERSION = tfds.core.Version("1.0.0")
 
   def _info(self):
-    return tfds.core.DatasetInfo(
-        builder=self,
-        description=__doc__,
-        features=tfds.features.FeaturesDict({
-            "image": tfds.features.Tensor(shape=(8, 8, 1), dtype=np.uint8),
-            "label": tfds.features.ClassLabel(num_classes=10),
-        }),
-        supervised_keys=("image", "label"),
-    )
+    return image_label_info(self, (8, 8, 1), tfds.features.ClassLabel(num_classes=10), __doc__)
 
   def _split_generators(self, dl_manager):
     try:
