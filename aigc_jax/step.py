@@ -2,6 +2,7 @@
 
 from typing import Any
 
+import einops
 import flax
 import flax.linen as nn
 import jax
@@ -9,6 +10,7 @@ import jax.numpy as jnp
 import optax
 
 from aigc_jax import losses, optim
+from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
 
@@ -21,34 +23,119 @@ class TrainState:
   rng: jax.Array  # base key; each step folds in its step number, so resume replays it exactly
 
 
-def create_state(task: Task, tx: optax.GradientTransformation, rng, batch_spec) -> TrainState:
+def make_tx(task: Task, optim_config, num_steps: int):
+  """One optimiser, or {player: optimiser} for a multi-player task (each player's schedule
+  counts its own updates: num_steps x repeats)."""
+  if not task.players:
+    return optim.make_optimizer(optim_config, num_steps)
+  return {p.name: optim.make_optimizer(p.optim or optim_config, num_steps * p.repeats)
+          for p in task.players}
+
+
+def _ema_source(task: Task, params):
+  return params[task.ema_of] if task.ema_of else params
+
+
+def create_state(task: Task, tx, rng, batch_spec) -> TrainState:
   """A fresh state. Params stay boxed (logical axis names), so the optimiser state is too."""
   init_rng, state_rng = jax.random.split(rng)
   variables = dict(task.init(init_rng, batch_spec))
   params = variables.pop("params")
+  if task.ema_decay > 0:
+    variables["ema"] = _ema_source(task, params)
+  if isinstance(tx, dict):
+    opt_state = {name: t.init(params[name]) for name, t in tx.items()}
+  else:
+    opt_state = tx.init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-                    opt_state=tx.init(params), rng=state_rng)
+                    opt_state=opt_state, rng=state_rng)
 
 
-def make_train_step(task: Task, tx: optax.GradientTransformation, state_shardings,
-                    batch_sharding):
-  """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated."""
+def micro_batches(batch, n: int):
+  """[n * b, ...] -> [n, b, ...], micro-batch i = rows i::n. Each device's contiguous rows map
+  to its own rows of every micro-batch, so the split needs no communication."""
+  return jax.tree.map(lambda x: einops.rearrange(x, "(b n) ... -> n b ...", n=n), batch)
+
+
+def _player_update(task: Task, p, tx, params, opt_state, model_state, batch, rng):
+  """One optimiser step of player `p` on `batch`: (params, opt_state, model_state, metrics)."""
+
+  def loss_fn(own):
+    return p.loss({**params, p.name: own}, model_state, batch, rng)
+
+  (loss, (metrics, new_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+      params[p.name])
+  updates, opt_state = tx.update(grads, opt_state, params[p.name])
+  own = optax.apply_updates(params[p.name], updates)
+  metrics = {f"{p.name}_{k}": v for k, v in dict(
+      metrics, loss=loss, grad_norm=losses.l2_norm(grads), update_norm=losses.l2_norm(updates),
+      lr=optim.learning_rate(opt_state)).items()}
+  return {**params, p.name: own}, opt_state, {**model_state, **new_state}, metrics
+
+
+def _players_step(task: Task, txs: dict, state: TrainState, batch, rng):
+  """Each player in turn, `repeats` times on its own micro-batches: a GAN's n_critic critic
+  updates and one generator update in one compiled step. The repeats are unrolled: inside a
+  lax.scan (a while loop) XLA:CPU ran the convolutions 16x slower (1.26 s against 78 ms for a
+  DCGAN step), and n_critic is small."""
+  n = max(p.repeats for p in task.players)
+  micro = micro_batches(batch, n)
+  params, opt_states, model_state, metrics = state.params, dict(state.opt_state), \
+      state.model_state, {}
+  for i, p in enumerate(task.players):
+    history = []
+    for k in range(p.repeats):
+      mb = jax.tree.map(lambda x, k=k: x[k], micro)
+      params, opt_states[p.name], model_state, m = _player_update(
+          task, p, txs[p.name], params, opt_states[p.name], model_state, mb,
+          jax.random.fold_in(jax.random.fold_in(rng, i), k))
+      history.append(m)
+    metrics.update({k: jnp.mean(jnp.stack([m[k] for m in history])) for k in history[0]})
+  return params, opt_states, model_state, metrics
+
+
+def check_players(task: Task, global_batch: int, data_parallel: int = 1) -> None:
+  """A multi-player batch must split into max(repeats) equal micro-batches, each divisible over
+  the data-parallel devices (checked before compiling)."""
+  if not task.players:
+    return
+  n = max(p.repeats for p in task.players)
+  if global_batch % (n * data_parallel):
+    raise ConfigError(
+        f"data.batch_size={global_batch} must be divisible by {n} micro-batches (one per critic "
+        f"update) x {data_parallel} data-parallel devices = {n * data_parallel}; each update reads "
+        f"batch_size / {n} examples. Use e.g. data.batch_size={n * data_parallel * 64}.")
+
+
+def make_train_step(task: Task, tx, state_shardings, batch_sharding):
+  """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
+  `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx)."""
 
   def train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
+    if task.players:
+      params, opt_state, model_state, metrics = _players_step(task, tx, state, batch, rng)
+    else:
+      def loss_fn(params):
+        return task.loss(params, state.model_state, batch, rng)
 
-    def loss_fn(params):
-      return task.loss(params, state.model_state, batch, rng)
-
-    (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    metrics = dict(metrics, loss=loss, grad_norm=losses.l2_norm(grads),
-                   param_norm=losses.l2_norm(params), update_norm=losses.l2_norm(updates),
-                   lr=optim.learning_rate(opt_state))
+      (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params)
+      updates, opt_state = tx.update(grads, state.opt_state, state.params)
+      params = optax.apply_updates(state.params, updates)
+      metrics = dict(metrics, loss=loss, grad_norm=losses.l2_norm(grads),
+                     update_norm=losses.l2_norm(updates), lr=optim.learning_rate(opt_state))
+      model_state = {**state.model_state, **(model_state or {})}
+    if task.ema_decay > 0:
+      # Warm-up (d_t = min(d, (1 + t) / (10 + t))): early on the average follows the weights
+      # instead of remembering the random initialisation for 1 / (1 - d) steps.
+      t = state.step.astype(jnp.float32)
+      d = jnp.minimum(task.ema_decay, (1.0 + t) / (10.0 + t))
+      model_state = dict(model_state, ema=jax.tree.map(
+          lambda e, p: d * e + (1.0 - d) * p, model_state["ema"], _ema_source(task, params)))
+    metrics = dict(metrics, param_norm=losses.l2_norm(params))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
-                              model_state=model_state or state.model_state)
+                              model_state=model_state)
     return new_state, metrics
 
   return jax.jit(train_step, in_shardings=(state_shardings, batch_sharding),

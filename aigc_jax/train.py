@@ -63,7 +63,8 @@ def _check_inputs(task, spec: dict) -> None:
   missing = [k for k in task.input_keys if k not in spec]
   if missing:
     raise ConfigError(f"The task needs batch feature(s) {missing} but the data has "
-                      f"{sorted(spec)}; map them with data.preprocess, e.g. rename(image='input').")
+                      f"{sorted(spec)}; map them with data.preprocess, e.g. rename(image='input')."
+                      + (f" {task.input_help}" if task.input_help else ""))
 
 
 class _Preemption:
@@ -136,6 +137,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   mesh = sharding.make_mesh(config.mesh, devices)
   sharding.check_batch_size(config.data.batch_size, mesh)
   sharding.check_batch_size(config.data.eval_batch_size, mesh, "data.eval_batch_size")
+  step_lib.check_players(task, config.data.batch_size, sharding.data_parallel_size(mesh))
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)
 
@@ -148,7 +150,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     num_steps = math.ceil(config.train.num_epochs * len(train_split) / global_batch)
   spec = pipeline.batch_spec(train_split, global_batch)
   _check_inputs(task, spec)
-  tx = optim.make_optimizer(config.optim, num_steps)
+  tx = step_lib.make_tx(task, config.optim, num_steps)
 
   create = functools.partial(step_lib.create_state, task, tx)
   rng = jax.random.PRNGKey(config.seed)
@@ -210,15 +212,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         elapsed = time.perf_counter() - t_window
         mean["examples_per_sec"] = len(window) * global_batch / elapsed
         writer.write(done, "train", mean)
-        pbar.set_postfix(loss=f"{mean['loss']:.4f}", ex_per_s=f"{mean['examples_per_sec']:.0f}")
+        pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items() if k.endswith("loss")},
+                          "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()
       if done % config.train.eval_every_steps == 0 or done == num_steps:
         last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
                              task.finalize)
+        if task.on_eval:  # on every host: it may run sharded computations
+          last_eval.update(task.on_eval({"params": state.params, **state.model_state}, done,
+                                        workdir) or {})
         writer.write(done, config.data.eval_split, last_eval)
         best.update(done, state, last_eval)
-        if task.on_eval and jax.process_index() == 0:
-          task.on_eval(state.params, done, workdir)
         if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
           writer.plot()
           t_plot = time.perf_counter()
@@ -234,7 +238,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         raise SystemExit(143)
     if not last_eval:  # resumed exactly at the end, killed before the summary was written
       last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
-                             task.finalize)
+                           task.finalize)
+      if task.on_eval:
+        last_eval.update(task.on_eval({"params": state.params, **state.model_state}, num_steps,
+                                      workdir) or {})
     ckpt.wait()
   finally:
     ckpt.wait()  # an in-flight save completes even when the loop dies

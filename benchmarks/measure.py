@@ -6,7 +6,7 @@ import time
 
 import jax
 
-from aigc_jax import optim, sharding, step as step_lib
+from aigc_jax import sharding, step as step_lib
 from aigc_jax.data import pipeline
 from aigc_jax.tasks import get_task
 
@@ -43,7 +43,7 @@ def measure(c, steps: int = 50, repeats: int = 5, data_steps: int | None = None)
   task = get_task(c)
   split = pipeline.load_split(c.data, c.data.train_split)
   spec = pipeline.batch_spec(split, c.data.batch_size)
-  tx = optim.make_optimizer(c.optim, 1000)
+  tx = step_lib.make_tx(task, c.optim, 1000)
   create = functools.partial(step_lib.create_state, task, tx)
   boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
   state_sh = sharding.tree_shardings(boxed, mesh)

@@ -49,7 +49,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.cache = True  # hold decoded records in host memory (small data sets)
   c.data.prefetch = 2  # batches prepared ahead in a background thread
 
-  c.loss = ml_collections.ConfigDict({"z_loss": 0.0})  # lm: weight of log(Z)^2 (1e-4 in PaLM)
+  c.loss = ml_collections.ConfigDict({"z_loss": 0.0})
+
+  # task "gan" (aigc_jax/tasks/gan.py)
+  c.gan = ml_collections.ConfigDict()
+  c.gan.loss = "nonsaturating"  # nonsaturating | minimax | wasserstein | hinge
+  c.gan.n_critic = 1  # critic updates per generator update, each on 1/n_critic of the batch
+  c.gan.gp_weight = 0.0  # WGAN-GP's lambda (10); needs model.critic=True
+  c.gan.r1_weight = 0.0  # R1's gamma; needs model.critic=True
+  c.gan.d_lr = 0.0  # > 0 overrides optim.lr for the discriminator / the generator
+  c.gan.g_lr = 0.0
+  c.gan.ema_decay = 0.999  # moving average of the generator's weights, for sampling; 0: off
+  c.gan.sample_bn = "batch"  # batch-norm statistics when sampling: batch | running
+  c.gan.eval_samples = 10000  # samples scored (FID/IS/classes) per evaluation; 0: grids only
+  c.gan.classifier = "experiments.cnn_mnist"  # trained once per data set when no workdir given
+  c.gan.classifier_workdir = ""  # a trained classifier workdir to score with  # lm: weight of log(Z)^2 (1e-4 in PaLM)
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"  # sgd | momentum | adam | adamw

@@ -25,5 +25,6 @@ class Model(nn.Module):
     x = einops.rearrange(x, "b h w c -> b (h w c)")
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     x = nn.relu(Dense(self.hidden, names=("embed", "mlp"), init=self.weight_init)(x))
+    self.sow("intermediates", "features", x)  # penultimate features (FID)
     x = nn.Dropout(self.dropout, deterministic=not train)(x)
     return Dense(self.num_classes, names=("mlp", "classes"), init=self.weight_init)(x)

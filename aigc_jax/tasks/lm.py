@@ -80,14 +80,17 @@ def make(config) -> Task:
   model = models.get_model(config.model, vocab_size=vocab)
   ev = lm.load_split(config.data, config.data.eval_split)
 
-  def on_eval(params, step, workdir):
+  def on_eval(variables, step, workdir):
     """A sample from the current model in DIR/samples/, to read how training is going."""
+    params = variables["params"]
     prompt = tok.encode("\n") if tok.kind == "char" and "\n" in tok.chars else tok.encode("")
     if not len(prompt):
       prompt = np.asarray([tok.eot or 0], np.int32)
     out = sample.generate(model, params, jnp.asarray(prompt[None], jnp.int32),
                           jax.random.PRNGKey(step), max_new_tokens=config.train.sample_tokens,
                           temperature=0.8, top_k=200)
+    if jax.process_index() != 0:
+      return
     os.makedirs(os.path.join(workdir, "samples"), exist_ok=True)
     with open(os.path.join(workdir, "samples", f"step_{step:06d}.txt"), "w") as f:
       f.write(tok.decode(np.asarray(out[0])))

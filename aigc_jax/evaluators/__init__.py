@@ -1,0 +1,1 @@
+"""Evaluators that read a model's outputs: image grids, FID / Inception Score with a classifier."""
