@@ -140,7 +140,6 @@ def test_interrupted_gan_resumes_the_whole_state_exactly(data_dir, tfds_dir, cla
                                                          tmp_path):
   c = _tiny(wgan_gp_mnist, tfds_dir, data_dir, eval_samples=300,
             classifier_workdir=classifier)
-  c.data.eval_batch_size = 100
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
   s1 = train.run(c, straight)
   c.train.num_steps = 3
@@ -167,7 +166,6 @@ def test_interrupted_gan_resumes_the_whole_state_exactly(data_dir, tfds_dir, cla
 
 def test_conditional_gan_reports_label_agreement(data_dir, tfds_dir, classifier, tmp_path):
   c = _tiny(cgan_mnist, tfds_dir, data_dir, eval_samples=200, classifier_workdir=classifier)
-  c.data.eval_batch_size = 100
   c.train.update(dict(num_steps=2, eval_every_steps=2, checkpoint_every_steps=2))
   s = train.run(c, str(tmp_path))
   assert 0.0 <= s["test_label_agreement"] <= 1.0
