@@ -9,7 +9,9 @@ Grids show one class per row.
   python -m experiments.cgan_mnist --workdir=/tmp/cgan                                   # GPU
   python -m aigc_jax.main --config=experiments/cgan_mnist.py:quick --workdir=/tmp/cgan_q  # CPU
 
-Measured: see the table in README.md ("GANs on MNIST").
+Measured (2-core CPU, one run, classifier cached; real data: IS 9.685, FID floor 1.338):
+  quick (width 32, 6,000 steps x 32): 4 min 38 s, IS 9.87, FID 4.57 (3.4x the floor), classes
+  9.7-10.4%, label agreement 99.3%. default (GPU): not measured, no GPU was lent. See README.md.
 """
 
 import ml_collections

@@ -17,7 +17,9 @@ Commands:
   python -m experiments.dcgan_mnist --workdir=/tmp/dcgan                                 # GPU
   python -m aigc_jax.main --config=experiments/dcgan_mnist.py:quick --workdir=/tmp/dcgan_q  # CPU
 
-Measured: see the table in README.md ("GANs on MNIST").
+Measured (2-core CPU, one run, classifier cached; real data: IS 9.685, FID floor 1.338):
+  quick (width 32, 6,000 steps x 32): 4 min 14 s, IS 7.57, FID 27.8, classes 7.0-15.7%.
+  default (GPU): not measured, no GPU was lent. README.md ("GANs on MNIST") has the details.
 """
 
 import ml_collections

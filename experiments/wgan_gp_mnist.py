@@ -9,7 +9,9 @@ Data, scores and commands as in `experiments/dcgan_mnist.py`:
   python -m experiments.wgan_gp_mnist --workdir=/tmp/wgan                                   # GPU
   python -m aigc_jax.main --config=experiments/wgan_gp_mnist.py:quick --workdir=/tmp/wgan_q  # CPU
 
-Measured: see the table in README.md ("GANs on MNIST").
+Measured (2-core CPU, one run, classifier cached; real data: IS 9.685, FID floor 1.338):
+  quick (1,600 steps x 5 x 16, Adam 3e-4, 0.0/0.9): 4 min 48 s, IS 7.46 (short of 7.5), FID 30.0,
+  classes 8.1-12.3%. default (GPU): not measured, no GPU was lent. See README.md.
 """
 
 import ml_collections
