@@ -1,5 +1,6 @@
 """The train state and the single jitted, sharded train step built from a task."""
 
+import functools
 from typing import Any
 
 import einops
@@ -9,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aigc_jax import losses, optim
+from aigc_jax import losses, optim, sharding
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
@@ -49,6 +50,21 @@ def create_state(task: Task, tx, rng, batch_spec) -> TrainState:
     opt_state = tx.init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
                     opt_state=opt_state, rng=state_rng)
+
+
+def sharded_state(task: Task, tx, rng, batch_spec, mesh):
+  """(abstract state with shardings, the shardings, init()): init() creates the fresh state
+  already sharded over `mesh`; the abstract state is what a checkpoint restores onto."""
+  create = functools.partial(create_state, task, tx)
+  boxed = jax.eval_shape(create, rng, batch_spec)
+  shardings = sharding.tree_shardings(boxed, mesh)
+  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
+                          unbox(boxed), shardings)
+
+  def init():
+    return jax.jit(lambda r: unbox(create(r, batch_spec)), out_shardings=shardings)(rng)
+
+  return abstract, shardings, init
 
 
 def micro_batches(batch, n: int):

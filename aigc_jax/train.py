@@ -4,7 +4,6 @@
 complete checkpoint with the same data order, and a finished run only reports its summary.
 """
 
-import functools
 import json
 import math
 import os
@@ -152,12 +151,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   _check_inputs(task, spec)
   tx = step_lib.make_tx(task, config.optim, num_steps)
 
-  create = functools.partial(step_lib.create_state, task, tx)
-  rng = jax.random.PRNGKey(config.seed)
-  boxed = jax.eval_shape(create, rng, spec)
-  state_sh = sharding.tree_shardings(boxed, mesh)
-  abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
-                          step_lib.unbox(boxed), state_sh)
+  abstract, state_sh, init_state = step_lib.sharded_state(
+      task, tx, jax.random.PRNGKey(config.seed), spec, mesh)
   batch_sh = sharding.batch_sharding(mesh)
 
   train_it = pipeline.train_iterator(
@@ -173,7 +168,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
     state = ckpt.restore(start, abstract, train_it)
   else:
-    state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(rng)
+    state = init_state()
 
   eval_step = step_lib.make_eval_step(task, state_sh, batch_sh)
   if start >= num_steps and os.path.exists(summary_path):

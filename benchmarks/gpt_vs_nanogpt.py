@@ -13,7 +13,6 @@ against --peak_tflops (989 = H100 SXM bf16 dense). On CPU, --cpu_devices splits 
 that many CPU devices (what experiments do with config.cpu_devices).
 """
 
-import functools
 import statistics
 import time
 
@@ -65,11 +64,8 @@ def measure(name: str, dtype: str) -> dict:
   B, T = c.data.batch_size, c.data.seq_len
   spec = {k: jax.ShapeDtypeStruct((B, T), jnp.int32) for k in ("input", "target")}
   tx = optim.make_optimizer(c.optim, c.train.num_steps)
-  create = functools.partial(step_lib.create_state, task, tx)
-  boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
-  state_sh = sharding.tree_shardings(boxed, mesh)
-  state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(
-      jax.random.PRNGKey(0))
+  _, state_sh, init = step_lib.sharded_state(task, tx, jax.random.PRNGKey(0), spec, mesh)
+  state = init()
   tokens = np.random.default_rng(0).integers(0, c.model.vocab_size, (B, T + 1), np.int32)
   batch = sharding.host_to_global({"input": tokens[:, :-1], "target": tokens[:, 1:]}, mesh)
   t = time.perf_counter()

@@ -1,6 +1,5 @@
 """Timing of a config's compiled train step and of its input pipeline, shared by benchmarks."""
 
-import functools
 import statistics
 import time
 
@@ -44,11 +43,8 @@ def measure(c, steps: int = 50, repeats: int = 5, data_steps: int | None = None)
   split = pipeline.load_split(c.data, c.data.train_split)
   spec = pipeline.batch_spec(split, c.data.batch_size)
   tx = step_lib.make_tx(task, c.optim, 1000)
-  create = functools.partial(step_lib.create_state, task, tx)
-  boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
-  state_sh = sharding.tree_shardings(boxed, mesh)
-  state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(
-      jax.random.PRNGKey(0))
+  _, state_sh, init = step_lib.sharded_state(task, tx, jax.random.PRNGKey(0), spec, mesh)
+  state = init()
   it = pipeline.train_iterator(split, global_batch=c.data.batch_size, seed=0, process_index=0,
                                process_count=1, prefetch=c.data.prefetch)
   batch = sharding.host_to_global(next(it), mesh)

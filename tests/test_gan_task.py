@@ -1,6 +1,5 @@
 """The GAN task: two players in one step, n_critic, EMA, exact resume, scores and errors."""
 
-import functools
 import json
 import os
 
@@ -39,11 +38,8 @@ def _state_and_step(c, batch):
   mesh = sharding.make_mesh(c.mesh)
   spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in batch.items()}
   tx = step_lib.make_tx(task, c.optim, 10)
-  create = functools.partial(step_lib.create_state, task, tx)
-  boxed = jax.eval_shape(create, jax.random.PRNGKey(0), spec)
-  state_sh = sharding.tree_shardings(boxed, mesh)
-  state = jax.jit(lambda r: step_lib.unbox(create(r, spec)), out_shardings=state_sh)(
-      jax.random.PRNGKey(0))
+  _, state_sh, init = step_lib.sharded_state(task, tx, jax.random.PRNGKey(0), spec, mesh)
+  state = init()
   step = step_lib.make_train_step(task, tx, state_sh, sharding.batch_sharding(mesh))
   return task, state, step, sharding.host_to_global(batch, mesh)
 
