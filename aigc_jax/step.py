@@ -73,7 +73,7 @@ def micro_batches(batch, n: int):
   return jax.tree.map(lambda x: einops.rearrange(x, "(b n) ... -> n b ...", n=n), batch)
 
 
-def _player_update(task: Task, p, tx, params, opt_state, model_state, batch, rng):
+def _player_update(p, tx, params, opt_state, model_state, batch, rng):
   """One optimiser step of player `p` on `batch`: (params, opt_state, model_state, metrics)."""
 
   def loss_fn(own):
@@ -103,7 +103,7 @@ def _players_step(task: Task, txs: dict, state: TrainState, batch, rng):
     for k in range(p.repeats):
       mb = jax.tree.map(lambda x, k=k: x[k], micro)
       params, opt_states[p.name], model_state, m = _player_update(
-          task, p, txs[p.name], params, opt_states[p.name], model_state, mb,
+          p, txs[p.name], params, opt_states[p.name], model_state, mb,
           jax.random.fold_in(jax.random.fold_in(rng, i), k))
       history.append(m)
     metrics.update({k: jnp.mean(jnp.stack([m[k] for m in history])) for k in history[0]})

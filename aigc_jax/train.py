@@ -194,6 +194,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     tokenizers.save(lm.get_tokenizer(config.data), os.path.join(workdir, sample.TOKENIZER_FILE))
   preempt = _Preemption()
   pbar = writers.progress_bar(num_steps, start, config.train.progress_bar)
+
+  def evaluate_all(step: int) -> dict:
+    """The task's eval sums over the eval split, then its on_eval metrics (on every host: it
+    may run sharded computations)."""
+    out = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
+                   task.finalize)
+    if task.on_eval:
+      out.update(task.on_eval({"params": state.params, **state.model_state}, step, workdir) or {})
+    return out
+
   window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
   try:
     for step in range(start, num_steps):
@@ -211,11 +221,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
                           "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()
       if done % config.train.eval_every_steps == 0 or done == num_steps:
-        last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
-                             task.finalize)
-        if task.on_eval:  # on every host: it may run sharded computations
-          last_eval.update(task.on_eval({"params": state.params, **state.model_state}, done,
-                                        workdir) or {})
+        last_eval = evaluate_all(done)
         writer.write(done, config.data.eval_split, last_eval)
         best.update(done, state, last_eval)
         if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
@@ -232,11 +238,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
               flush=True)
         raise SystemExit(143)
     if not last_eval:  # resumed exactly at the end, killed before the summary was written
-      last_eval = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
-                           task.finalize)
-      if task.on_eval:
-        last_eval.update(task.on_eval({"params": state.params, **state.model_state}, num_steps,
-                                      workdir) or {})
+      last_eval = evaluate_all(num_steps)
     ckpt.wait()
   finally:
     ckpt.wait()  # an in-flight save completes even when the loop dies

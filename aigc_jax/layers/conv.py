@@ -59,7 +59,7 @@ class ConvTranspose(nn.Module):
       raise ValueError(f"Unknown ConvTranspose impl {self.impl!r}; valid: {IMPLS}")
     kernel = self.param("kernel", self.kernel_init,
                         tuple(self.kernel_size) + (x.shape[-1], self.features))
-    kernel = nn.meta.unbox(kernel).astype(x.dtype)
+    kernel = kernel.astype(x.dtype)
     phases = self.impl == "phases" or (
         self.impl == "auto" and max(self.strides) > 1 and jax.default_backend() == "cpu")
     if phases:
