@@ -4,11 +4,13 @@ Saves are asynchronous and atomic (orbax writes into a temporary folder and rena
 save is complete), so a crash or `kill -9` never leaves a half-written checkpoint as the latest.
 """
 
+import dataclasses
 import json
 import os
 
 import grain
 import jax
+import ml_collections
 import orbax.checkpoint as ocp
 
 from aigc_jax.errors import ConfigError
@@ -68,30 +70,71 @@ class Checkpointer:
 
 
 BEST = "best"  # DIR/best/<step>/: the checkpoint with the best validation metric so far
+WHICH = ("best", "latest")
 
 
-def restore_params(workdir: str):
-  """Parameters (host numpy arrays) of the best checkpoint in `workdir`, else of the latest."""
-  for sub in (BEST, "checkpoints"):
+@dataclasses.dataclass
+class Trained:
+  """A trained workdir: its config and the variables of one checkpoint."""
+  workdir: str
+  config: ml_collections.ConfigDict
+  variables: dict  # {"params": ..., other collections (batch_stats, ema ...)}, host arrays
+  step: int
+  path: str  # the checkpoint read
+
+  def model(self, **overrides):
+    from aigc_jax import models  # pylint: disable=import-outside-toplevel
+    return models.get_model(self.config.model, **overrides)
+
+
+def _checkpoint_dir(workdir: str, which: str) -> tuple[str, int] | None:
+  """(directory, step) of the `which` checkpoint; "best" falls back to the latest when the run
+  kept no best checkpoint (train.best_metric unset)."""
+  order = (BEST, "checkpoints") if which == "best" else ("checkpoints",)
+  for sub in order:
     directory = os.path.join(os.path.abspath(workdir), sub)
-    if not os.path.isdir(directory):
-      continue
-    mngr = ocp.CheckpointManager(directory)
-    step = mngr.latest_step()
-    if step is None:
-      continue
-    path = os.path.join(directory, str(step), "state")
-    try:
-      ckptr = ocp.StandardCheckpointer()
-      tree = ckptr.metadata(path).item_metadata.tree
-      # Onto this process's first device, whatever mesh the run was trained on.
-      device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
-      raw = ckptr.restore(path, jax.tree.map(
-          lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree,
-          is_leaf=lambda m: hasattr(m, "shape")))
-    except Exception as e:  # orbax raises many types for unreadable files
-      raise ConfigError(f"Checkpoint {directory}/{step} cannot be read ({type(e).__name__}: {e});"
-                        " delete it to fall back to an older one.") from e
-    return raw["params"]
-  raise ConfigError(f"No checkpoint in {workdir} (looked in {BEST}/ and checkpoints/): train "
-                    "first, or point --workdir at a training workdir.")
+    if os.path.isdir(directory):
+      step = ocp.CheckpointManager(directory).latest_step()
+      if step is not None:
+        return directory, step
+  return None
+
+
+def read_config(workdir: str) -> ml_collections.ConfigDict:
+  """A training workdir's config.json."""
+  if not os.path.isdir(workdir):
+    raise ConfigError(f"Workdir {workdir!r} does not exist; train there first (python -m "
+                      "aigc_jax.main --config=... --workdir=DIR) or fix the path.")
+  path = os.path.join(workdir, "config.json")
+  if not os.path.isfile(path):
+    raise ConfigError(f"{workdir} has no config.json: it is not a training workdir.")
+  with open(path) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def load_workdir(workdir: str, which: str = "best") -> Trained:
+  """The one way to load a trained workdir (sampling, scoring classifiers, transfer): its
+  config.json and the variables of its best checkpoint (else the latest) or latest, restored
+  onto this process's first device whatever mesh it was trained on."""
+  if which not in WHICH:
+    raise ConfigError(f"checkpoint {which!r}; valid: {', '.join(WHICH)}.")
+  config = read_config(workdir)
+  found = _checkpoint_dir(workdir, which)
+  if found is None:
+    raise ConfigError(f"No checkpoint in {workdir} (looked in "
+                      f"{'best/ and ' if which == 'best' else ''}checkpoints/): train it first, "
+                      "or point at a training workdir that has saved one.")
+  directory, step = found
+  ckpt_path = os.path.join(directory, str(step), "state")
+  try:
+    ckptr = ocp.StandardCheckpointer()
+    tree = ckptr.metadata(ckpt_path).item_metadata.tree
+    device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+    raw = ckptr.restore(ckpt_path, jax.tree.map(
+        lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device), tree,
+        is_leaf=lambda m: hasattr(m, "shape")))
+  except Exception as e:  # orbax raises many types for unreadable files
+    raise ConfigError(f"Checkpoint {directory}/{step} cannot be read ({type(e).__name__}: {e});"
+                      " delete it to fall back to an older one.") from e
+  variables = {"params": raw["params"], **(raw.get("model_state") or {})}
+  return Trained(workdir, config, variables, step, os.path.dirname(ckpt_path))

@@ -62,10 +62,26 @@ def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
   return tx
 
 
+def freeze(tx: optax.GradientTransformation, frozen) -> optax.GradientTransformation:
+  """`tx` for the parameters where `frozen` (a bool tree like params) is False; zero updates
+  and no optimiser state (no Adam moments) for the others. None: `tx` unchanged."""
+  if frozen is None:
+    return tx
+  labels = jax.tree.map(lambda f: "frozen" if f else "train", frozen)
+  return optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
+
+
 def learning_rate(opt_state):
-  """The current learning rate stored by inject_hyperparams (inside a chain or not)."""
-  states = opt_state if isinstance(opt_state, tuple) and not hasattr(opt_state, "hyperparams") else (opt_state,)
-  for s in states:
-    if hasattr(s, "hyperparams"):
-      return s.hyperparams["learning_rate"]
-  raise ValueError("optimizer state has no injected learning rate")
+  """The current learning rate stored by inject_hyperparams (inside chains, masks and
+  multi_transform)."""
+  found = []
+
+  def visit(s):
+    if hasattr(s, "hyperparams") and "learning_rate" in s.hyperparams:
+      found.append(s.hyperparams["learning_rate"])
+    return s
+
+  jax.tree.map(visit, opt_state, is_leaf=lambda s: hasattr(s, "hyperparams"))
+  if not found:
+    raise ValueError("optimizer state has no injected learning rate")
+  return found[0]

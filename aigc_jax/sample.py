@@ -10,16 +10,13 @@ positions cannot slide a cache).
 """
 
 import functools
-import json
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from aigc_jax import models
 from aigc_jax.data import tokenizers
 from aigc_jax.errors import ConfigError
 
@@ -99,19 +96,14 @@ def generate(model, params, prompt_BT, rng, *, max_new_tokens: int, temperature:
 def load_workdir(workdir: str):
   """(config, model, params, tokenizer) of a trained language-model workdir."""
   from aigc_jax import checkpoint  # pylint: disable=import-outside-toplevel
-  path = os.path.join(workdir, "config.json")
-  if not os.path.exists(path):
-    raise ConfigError(f"{workdir} has no config.json: is it a training workdir?")
-  with open(path) as f:
-    config = ml_collections.ConfigDict(json.load(f))
   tok_path = os.path.join(workdir, TOKENIZER_FILE)
-  if not os.path.exists(tok_path):
+  if os.path.isfile(os.path.join(workdir, "config.json")) and not os.path.exists(tok_path):
     raise ConfigError(f"{workdir} has no {TOKENIZER_FILE}: only language-model runs "
                       "(data.tokenizer set) can be sampled.")
+  trained = checkpoint.load_workdir(workdir)
   tok = tokenizers.load(tok_path)
-  model = models.get_model(config.model, vocab_size=config.model.vocab_size or tok.vocab_size)
-  params = checkpoint.restore_params(workdir)
-  return config, model, params, tok
+  model = trained.model(vocab_size=trained.config.model.vocab_size or tok.vocab_size)
+  return trained.config, model, trained.variables["params"], tok
 
 
 def main(argv=None):

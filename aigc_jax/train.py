@@ -1,7 +1,9 @@
-"""The one training loop: mesh -> init or resume -> step -> log -> eval -> checkpoint -> finish.
+"""The one training loop: mesh -> init or resume -> step -> log -> evaluate -> checkpoint.
 
 `run(config, workdir)` is idempotent: rerunning it on the same workdir resumes from the last
-complete checkpoint with the same data order, and a finished run only reports its summary.
+complete checkpoint with the same data order, and a finished run only reports its summary. The
+loop knows no task: objectives come in through `tasks.Task`, evaluation through the evaluators
+declared in `config.evals`.
 """
 
 import json
@@ -15,8 +17,9 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from aigc_jax import checkpoint, optim, sample, sharding, step as step_lib, writers
-from aigc_jax.data import clean, lm, ops, pipeline, tokenizers
+from aigc_jax import (augment as augment_lib, checkpoint, evaluators, optim, sharding,
+                      step as step_lib, transfer, writers)
+from aigc_jax.data import pipeline
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import get_task
 
@@ -33,12 +36,16 @@ def validate(config) -> None:
   for k in ("batch_size", "eval_batch_size"):
     if config.data[k] <= 0:
       raise ConfigError(f"data.{k} must be positive, got {config.data[k]}.")
-  ops.parse(config.data.preprocess)
   if config.train.best_mode not in ("min", "max"):
     raise ConfigError(f"train.best_mode={config.train.best_mode!r}; valid: min, max.")
-  clean.parse(config.data.text.clean)
-  if config.data.tokenizer:
-    lm.validate(config.data)
+  pipeline.validate(config.data)
+  augment_lib.parse(config.augment)
+  evaluators.validate(config)
+  if config.init.workdir:
+    transfer.parse_map(config.init.map)
+    if config.init.checkpoint not in checkpoint.WHICH:
+      raise ConfigError(f"init.checkpoint={config.init.checkpoint!r}; valid: "
+                        f"{', '.join(checkpoint.WHICH)}.")
   optim.make_optimizer(config.optim, 1)
 
 
@@ -84,43 +91,36 @@ class _Preemption:
       signal.signal(signal.SIGTERM, self._old)
 
 
-def evaluate(eval_step, state, split, mesh, global_batch: int, finalize=None) -> dict:
-  """Mean of the task's eval sums over the whole split (padding masked out), then the task's
-  derived metrics (e.g. perplexity)."""
-  local = global_batch // jax.process_count()
-  totals = None
-  for batch in pipeline.eval_batches(split, local_batch=local, process_index=jax.process_index(),
-                                     process_count=jax.process_count()):
-    sums = eval_step(state, sharding.host_to_global(batch, mesh))
-    totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
-  totals = jax.device_get(totals)
-  count = float(totals.pop("count"))
-  means = {k: float(v) / count for k, v in totals.items()}
-  return finalize(means) if finalize else means
+def _history(metrics_path: str, key: str, until: int | None = None) -> list[float]:
+  """Values of the evaluation metric `key` ("<evaluator>_<metric>") logged so far."""
+  out = []
+  for e in writers.read_metrics(metrics_path):
+    if e["split"] != "train" and (until is None or e["step"] <= until):
+      out.extend(v for k, v in e.items() if f"{e['split']}_{k}" == key)
+  return out
 
 
 class _BestKeeper:
-  """DIR/best/: the checkpoint at the evaluation with the best `train.best_metric` so far."""
+  """The best `train.best_metric` ("<evaluator>_<metric>") so far; with
+  train.keep_best_checkpoint, DIR/best/ holds the checkpoint where it was reached."""
 
   def __init__(self, config, workdir: str, metrics_path: str, start: int):
     t = config.train
-    self.metric, self.mode, self.split = t.best_metric, t.best_mode, config.data.eval_split
-    self.ckpt = checkpoint.Checkpointer(os.path.join(workdir, checkpoint.BEST), keep=1,
-                                        async_save=t.async_checkpoints) if self.metric else None
-    history = [e[self.metric] for e in writers.read_metrics(metrics_path)
-               if e["split"] == self.split and self.metric in e and e["step"] <= start]
+    self.metric, self.mode = t.best_metric, t.best_mode
+    self.ckpt = checkpoint.Checkpointer(
+        os.path.join(workdir, checkpoint.BEST), keep=1, async_save=t.async_checkpoints
+    ) if self.metric and t.keep_best_checkpoint else None
+    history = _history(metrics_path, self.metric, start) if self.metric else []
     self.best = (min if self.mode == "min" else max)(history) if history else None
 
   def update(self, step: int, state, metrics: dict) -> None:
-    if not self.ckpt:
+    """`metrics`: the flat "<evaluator>_<metric>" values of the evaluators that just ran."""
+    if not self.metric or self.metric not in metrics:
       return
-    if self.metric not in metrics:
-      raise ConfigError(f"train.best_metric={self.metric!r} is not an evaluation metric; "
-                        f"valid: {', '.join(sorted(metrics))}.")
     value = metrics[self.metric]
     if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
       self.best = value
-      if step not in self.ckpt.all_steps():  # a resumed run replays to the same state
+      if self.ckpt and step not in self.ckpt.all_steps():  # a resumed run replays to the same state
         self.ckpt.save(step, state, force=True)
 
   def close(self) -> None:
@@ -129,19 +129,25 @@ class _BestKeeper:
       self.ckpt.close()
 
 
+def _check_best_metric(config, evals: list) -> None:
+  metric = config.train.best_metric
+  if metric and not any(metric.startswith(f"{e.name}_") for e in evals):
+    raise ConfigError(f"train.best_metric={metric!r} must be '<evaluator>_<metric>' of an "
+                      f"evaluator in config.evals ({', '.join(e.name for e in evals) or 'none'}),"
+                      " e.g. 'test_loss'.")
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
   """Trains (or resumes) the experiment in `config`; returns the summary (also summary.json)."""
   validate(config)
   task = get_task(config)
   mesh = sharding.make_mesh(config.mesh, devices)
   sharding.check_batch_size(config.data.batch_size, mesh)
-  sharding.check_batch_size(config.data.eval_batch_size, mesh, "data.eval_batch_size")
   step_lib.check_players(task, config.data.batch_size, sharding.data_parallel_size(mesh))
   os.makedirs(workdir, exist_ok=True)
   _save_config(config, workdir)
 
-  train_split = pipeline.load_split(config.data, config.data.train_split)
-  eval_split = pipeline.load_split(config.data, config.data.eval_split)
+  train_split = pipeline.load_train_split(config.data, config.seed)
   global_batch = config.data.batch_size
   if config.train.num_steps > 0:
     num_steps = config.train.num_steps
@@ -149,10 +155,17 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     num_steps = math.ceil(config.train.num_epochs * len(train_split) / global_batch)
   spec = pipeline.batch_spec(train_split, global_batch)
   _check_inputs(task, spec)
-  tx = step_lib.make_tx(task, config.optim, num_steps)
+  if task.check_data:
+    task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
+  augment = augment_lib.parse(config.augment)
+  rng = jax.random.PRNGKey(config.seed)
+  if augment:  # the task is built for the batch it will see: e.g. [B, 2, ...] with two views
+    spec = jax.eval_shape(augment, rng, spec)
+  abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, spec)["params"])
+  frozen = step_lib.frozen_mask(config.freeze, abstract_params)
+  tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
 
-  abstract, state_sh, init_state = step_lib.sharded_state(
-      task, tx, jax.random.PRNGKey(config.seed), spec, mesh)
+  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, spec, mesh)
   batch_sh = sharding.batch_sharding(mesh)
 
   train_it = pipeline.train_iterator(
@@ -164,24 +177,28 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
                                  async_save=config.train.async_checkpoints)
   summary_path = os.path.join(workdir, "summary.json")
   start = ckpt.latest_step() or 0
-  if start:
-    print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
-    state = ckpt.restore(start, abstract, train_it)
-  else:
-    state = init_state()
-
-  eval_step = step_lib.make_eval_step(task, state_sh, batch_sh)
   if start >= num_steps and os.path.exists(summary_path):
     with open(summary_path) as f:
       summary = json.load(f)
     print(f"{workdir}: already finished ({num_steps} steps); summary: {summary}", flush=True)
     ckpt.close()
     return summary
+  if start:
+    print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
+    state = ckpt.restore(start, abstract, train_it)
+  else:
+    state = init_state(transfer.load_init(config.init, abstract_params))
+
+  ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,
+                           variables_sharding={"params": state_sh.params,
+                                               **state_sh.model_state})
+  evals = evaluators.build(config, ctx)
+  _check_best_metric(config, evals)
 
   t_compile = time.perf_counter()
   batch_abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh)
-                    for k, v in spec.items()}
-  train_step = step_lib.make_train_step(task, tx, state_sh, batch_sh).lower(
+                    for k, v in pipeline.batch_spec(train_split, global_batch).items()}
+  train_step = step_lib.make_train_step(task, tx, state_sh, batch_sh, augment, frozen).lower(
       abstract, batch_abstract).compile()
   mem = train_step.memory_analysis()
   print(f"Compiled the train step in {time.perf_counter() - t_compile:.1f}s"
@@ -190,19 +207,23 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
 
   writer = writers.MetricWriter(workdir, resume_step=start)
   best = _BestKeeper(config, workdir, writer.path, start)
-  if config.data.tokenizer and jax.process_index() == 0:  # sampling reads it from the workdir
-    tokenizers.save(lm.get_tokenizer(config.data), os.path.join(workdir, sample.TOKENIZER_FILE))
+  if task.save_artifacts and jax.process_index() == 0:
+    task.save_artifacts(workdir)
   preempt = _Preemption()
   pbar = writers.progress_bar(num_steps, start, config.train.progress_bar)
 
-  def evaluate_all(step: int) -> dict:
-    """The task's eval sums over the eval split, then its on_eval metrics (on every host: it
-    may run sharded computations)."""
-    out = evaluate(eval_step, state, eval_split, mesh, config.data.eval_batch_size,
-                   task.finalize)
-    if task.on_eval:
-      out.update(task.on_eval({"params": state.params, **state.model_state}, step, workdir) or {})
-    return out
+  def evaluate(step: int, force: bool = False) -> dict:
+    """The evaluators due at `step` (all of them when forced), each logged under its name;
+    returns their flat "<evaluator>_<metric>" values. On every host: they may run sharded."""
+    variables = {"params": state.params, **state.model_state}
+    flat = {}
+    for ev in evals:
+      if force or ev.due(step, num_steps):
+        out = ev.run(variables, step, evaluators.rng_for(config.seed, ev.name, step))
+        if out:
+          writer.write(step, ev.name, out)
+          flat.update({f"{ev.name}_{k}": v for k, v in out.items()})
+    return flat
 
   window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
   try:
@@ -220,10 +241,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items() if k.endswith("loss")},
                           "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()
-      if done % config.train.eval_every_steps == 0 or done == num_steps:
-        last_eval = evaluate_all(done)
-        writer.write(done, config.data.eval_split, last_eval)
-        best.update(done, state, last_eval)
+      if any(ev.due(done, num_steps) for ev in evals):
+        results = evaluate(done)
+        last_eval.update(results)
+        best.update(done, state, results)
         if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
           writer.plot()
           t_plot = time.perf_counter()
@@ -237,8 +258,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         print(f"Preempted: checkpoint {done} saved; rerun the same command to resume.",
               flush=True)
         raise SystemExit(143)
-    if not last_eval:  # resumed exactly at the end, killed before the summary was written
-      last_eval = evaluate_all(num_steps)
+    if start >= num_steps:  # resumed exactly at the end, killed before the summary was written
+      last_eval = evaluate(num_steps, force=True)
     ckpt.wait()
   finally:
     ckpt.wait()  # an in-flight save completes even when the loop dies
@@ -246,12 +267,11 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     pbar.close()
     preempt.restore()
     writer.close()
-  summary = {"step": num_steps, **{f"{config.data.eval_split}_{k}": v for k, v in last_eval.items()}}
-  for metric, pick in (("accuracy", max), (best.metric, min if best.mode == "min" else max)):
-    history = [e[metric] for e in writers.read_metrics(writer.path)
-               if metric and e["split"] == config.data.eval_split and metric in e]
-    if history:  # the peak, to show over-fitting; the final value is the headline
-      summary[f"{config.data.eval_split}_{metric}_best"] = pick(history)
+  summary = {"step": num_steps, **last_eval}
+  if best.metric:  # the peak, to show over-fitting; the final value is the headline
+    history = _history(writer.path, best.metric)
+    if history:
+      summary[f"{best.metric}_best"] = (min if best.mode == "min" else max)(history)
   _write_json(summary_path, summary)
   writer.plot()
   ckpt.close()

@@ -20,7 +20,9 @@ from experiments import dcgan_mnist
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return dcgan_mnist.gan_config("cgan_mnist", arg, num_classes=10)
+  c = dcgan_mnist.gan_config("cgan_mnist", arg, num_classes=10)
+  c.evals.samples.update(num=100, ncol=10)  # one class per row
+  return c
 
 
 if __name__ == "__main__":

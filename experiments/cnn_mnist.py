@@ -18,8 +18,7 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = common.get_config()
-  c.task = "classify"
+  c = common.get_config(task="classify")
   c.model = ml_collections.ConfigDict({"name": "cnn", "dropout": 0.25})
   c.data.name = "mnist_idx"
   c.data.preprocess = "value_range(0, 1)|rename(image='input')"
@@ -32,6 +31,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 50
   c.train.eval_every_steps = 250
   c.train.checkpoint_every_steps = 250
+  c.train.update(best_metric="test_accuracy", best_mode="max", keep_best_checkpoint=False)
+  common.add_eval(c, "test", "metrics")
   if arg == "quick":
     c.train.num_epochs = 8.0
   elif arg:

@@ -1,12 +1,15 @@
-"""The base config every experiment starts from: all defaults live here, none in the trainer."""
+"""The base config every experiment starts from: the shared defaults live here, none in the
+trainer; a task's own section and default evaluators come from its module (tasks.configure)."""
 
 import ml_collections
 
+from aigc_jax import evaluators, tasks
 
-def get_config() -> ml_collections.ConfigDict:
+
+def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.task = "classify"
+  c.task = task
   # > 0: run the CPU backend as this many devices (set before JAX starts; no effect on GPU/TPU
   # runs). XLA:CPU runs most non-matmul work of one computation on one thread, so splitting the
   # batch over one device per core uses the cores better.
@@ -48,22 +51,21 @@ def get_config() -> ml_collections.ConfigDict:
   c.data.shuffle = True  # False: the stored order every epoch (some papers' recipes)
   c.data.cache = True  # hold decoded records in host memory (small data sets)
   c.data.prefetch = 2  # batches prepared ahead in a background thread
+  # > 0: train on this many examples of each class of the training split (few-label transfer),
+  # drawn with data.subset_seed (-1: the run's seed, so each seed is its own labelled subset).
+  c.data.labels_per_class = 0
+  c.data.subset_seed = -1
 
-  c.loss = ml_collections.ConfigDict({"z_loss": 0.0})
-
-  # task "gan" (aigc_jax/tasks/gan.py)
-  c.gan = ml_collections.ConfigDict()
-  c.gan.loss = "nonsaturating"  # nonsaturating | minimax | wasserstein | hinge
-  c.gan.n_critic = 1  # critic updates per generator update, each on 1/n_critic of the batch
-  c.gan.gp_weight = 0.0  # WGAN-GP's lambda (10); needs model.critic=True
-  c.gan.r1_weight = 0.0  # R1's gamma; needs model.critic=True
-  c.gan.d_lr = 0.0  # > 0 overrides optim.lr for the discriminator / the generator
-  c.gan.g_lr = 0.0
-  c.gan.ema_decay = 0.999  # moving average of the generator's weights, for sampling; 0: off
-  c.gan.sample_bn = "batch"  # batch-norm statistics when sampling: batch | running
-  c.gan.eval_samples = 10000  # samples scored (FID/IS/classes) per evaluation; 0: grids only
-  c.gan.classifier = "experiments.cnn_mnist"  # trained once per data set when no workdir given
-  c.gan.classifier_workdir = ""  # a trained classifier workdir to score with  # lm: weight of log(Z)^2 (1e-4 in PaLM)
+  # Random augmentation on the device inside the train step, "op|op(args)" (aigc_jax/augment.py),
+  # e.g. "random_crop(2)|gaussian_noise(0.1)"; "views(2)|..." gives two views per example.
+  c.augment = ""
+  # Start from another run's parameters (aigc_jax/transfer.py): map "new<-old" subtrees.
+  c.init = ml_collections.ConfigDict({"workdir": "", "checkpoint": "best", "map": ""})
+  # A regex over parameter paths ("encoder/Dense_0/kernel"): matching ones are not trained.
+  c.freeze = ""
+  # Evaluators by name (aigc_jax/evaluators/), e.g. evaluators.spec("linear_probe", ...);
+  # each is logged under its name and kept in summary.json as "<name>_<metric>".
+  c.evals = ml_collections.ConfigDict()
 
   c.optim = ml_collections.ConfigDict()
   c.optim.name = "adamw"  # sgd | momentum | adam | adamw
@@ -86,11 +88,11 @@ def get_config() -> ml_collections.ConfigDict:
   c.train.eval_every_steps = 500
   c.train.checkpoint_every_steps = 500  # a multiple of log_every_steps, so resumes log alike
   c.train.keep_checkpoints = 2
-  # Also keep the checkpoint with the best "<eval split>_<metric>" in DIR/best/ (e.g. "loss");
+  # Also keep the checkpoint with the best "<evaluator>_<metric>" in DIR/best/ (e.g. "test_loss");
   # best_mode "min" or "max". Empty: off.
   c.train.best_metric = ""
-  c.train.sample_tokens = 200  # generative tasks write a sample this long per evaluation; 0: off
   c.train.best_mode = "min"
+  c.train.keep_best_checkpoint = True  # False: only report the best value in the summary
   c.train.async_checkpoints = True
   c.train.progress_bar = True
 
@@ -101,4 +103,10 @@ def get_config() -> ml_collections.ConfigDict:
   # summary aggregates over the `seed` key (mean and spread).
   c.sweep = ()
   c.reference = ml_collections.ConfigDict()  # published numbers per sweep group, for the table
+  tasks.configure(c)
   return c
+
+
+def add_eval(c, name: str, type_: str, **kw) -> None:
+  """Declares evaluator `name` with all of its type's keys (so each can be overridden)."""
+  c.evals[name] = evaluators.spec(type_, **kw)

@@ -9,7 +9,7 @@ Data: the local 8,000/2,000 carve-out of MNIST (`mnist_idx`, from $AIGC_JAX_DATA
 `--config.data.name=mnist` (or `fashion_mnist`) for the tfds catalog data set.
 
 Scores (aigc_jax/tasks/gan.py): FID and Inception Score with the project's own MNIST classifier
-(`experiments.cnn_mnist`, trained once and cached if `gan.classifier_workdir` is empty), next to
+(`experiments.cnn_mnist`, trained once and cached if `evals.scores.classifier_workdir` is empty), next to
 the real held-out split's values, and the class histogram of 10,000 samples. They compare runs of
 this project with each other and with the real-data floor, not with papers' Inception-v3 FID.
 
@@ -33,8 +33,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def gan_config(name: str, arg: str | None, **model) -> ml_collections.ConfigDict:
   """The MNIST GAN recipe every GAN experiment starts from (default: GPU; quick: 2-core CPU)."""
-  c = common.get_config()
-  c.task = "gan"
+  c = common.get_config(task="gan")  # evaluators: test, samples (grid), scores (FID/IS)
   c.model = ml_collections.ConfigDict(
       {"name": "dcgan", "image_size": 28, "channels": 1, "width": 64, "latent_dim": 100, **model})
   c.data.name = "mnist_idx"
@@ -49,7 +48,7 @@ def gan_config(name: str, arg: str | None, **model) -> ml_collections.ConfigDict
   c.train.log_every_steps = 100
   c.train.eval_every_steps = 2_000
   c.train.checkpoint_every_steps = 2_000
-  c.train.best_metric = "fid"
+  c.train.best_metric = "scores_fid"
   c.train.best_mode = "min"
   if arg == "quick":  # 2-core CPU, one device (two were slower here), half widths; more,
     # smaller steps at a higher rate gave better digits in the same time (README).

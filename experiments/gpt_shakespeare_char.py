@@ -42,8 +42,7 @@ from experiments import common
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = common.get_config()
-  c.task = "lm"
+  c = common.get_config(task="lm")  # evaluators: samples (text); validation added below
   c.model = ml_collections.ConfigDict(dict(
       name="gpt", vocab_size=0, block_size=256, num_layers=6, num_heads=6, width=384,
       dropout=0.2, tie_embeddings=True, use_bias=False, dtype="float32", attention_impl=""))
@@ -53,7 +52,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
                  schedule="warmup_cosine", warmup_steps=100, min_lr_ratio=0.1,
                  grad_clip_norm=1.0)
   c.train.update(num_steps=5000, log_every_steps=50, eval_every_steps=250,
-                 checkpoint_every_steps=250, best_metric="loss", best_mode="min")
+                 checkpoint_every_steps=250, best_metric="validation_loss", best_mode="min")
+  common.add_eval(c, "validation", "metrics")
   if arg == "quick":
     c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
     c.data.update(seq_len=64, batch_size=12)

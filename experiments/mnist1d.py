@@ -32,8 +32,7 @@ MODELS = (
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = common.get_config()
-  c.task = "classify"
+  c = common.get_config(task="classify")
   c.model = ml_collections.ConfigDict({"name": "cnn1d", "weight_init": "torch"})
   c.data.name = "mnist1d"
   c.data.preprocess = "rename(x='input')"
@@ -45,6 +44,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 250
   c.train.eval_every_steps = 250
   c.train.checkpoint_every_steps = 1000
+  c.train.update(best_metric="test_accuracy", best_mode="max", keep_best_checkpoint=False)
+  common.add_eval(c, "test", "metrics")
   c.mesh.data = 1  # tiny models: one device is fastest; the sweep runs them one after another
   c.sweep = (("model", MODELS), ("seed", (0, 1, 2)))
   c.reference = ml_collections.ConfigDict(REFERENCE)

@@ -17,7 +17,7 @@ from experiments import cgan_mnist, cnn_mnist, dcgan_mnist, wgan_gp_mnist
 from tests import helpers
 
 
-def _tiny(module=dcgan_mnist, tfds_dir="", data_dir="", **gan_kw):
+def _tiny(module=dcgan_mnist, tfds_dir="", data_dir="", scores=None, **gan_kw):
   c = module.get_config("quick")
   c.cpu_devices = 0
   c.model.width = 8
@@ -25,7 +25,10 @@ def _tiny(module=dcgan_mnist, tfds_dir="", data_dir="", **gan_kw):
   c.data.tfds_dir, c.data.data_dir = tfds_dir, data_dir
   c.data.batch_size = 16 * c.gan.n_critic
   c.data.eval_batch_size = 200
-  c.gan.eval_samples = 0
+  if scores:
+    c.evals.scores.update(scores)
+  else:
+    del c.evals["scores"]
   c.gan.update(gan_kw)
   c.data.batch_size = 16 * c.gan.n_critic
   c.train.update(dict(num_steps=6, log_every_steps=2, eval_every_steps=3,
@@ -134,8 +137,8 @@ def _raw_state(workdir):
 
 def test_interrupted_gan_resumes_the_whole_state_exactly(data_dir, tfds_dir, classifier,
                                                          tmp_path):
-  c = _tiny(wgan_gp_mnist, tfds_dir, data_dir, eval_samples=300,
-            classifier_workdir=classifier)
+  c = _tiny(wgan_gp_mnist, tfds_dir, data_dir,
+            scores=dict(samples=300, classifier_workdir=classifier))
   straight, resumed = str(tmp_path / "straight"), str(tmp_path / "resumed")
   s1 = train.run(c, straight)
   c.train.num_steps = 3
@@ -149,22 +152,25 @@ def test_interrupted_gan_resumes_the_whole_state_exactly(data_dir, tfds_dir, cla
   jax.tree.map(np.testing.assert_array_equal, a, b)
   assert s1 == s2
   # Scores: the real floor beside the generated values, a grid per evaluation.
-  assert s1["test_is_real"] > 5.0 and s1["test_fid_floor"] < s1["test_fid"]
-  assert 1.0 <= s1["test_is"] <= 10.0 and 0.0 <= s1["test_class_min"] <= 0.1
-  for name in ("step_000003.png", "step_000006.png", "scores_step_000006.json"):
+  assert s1["scores_is_real"] > 5.0 and s1["scores_fid_floor"] < s1["scores_fid"]
+  assert 1.0 <= s1["scores_is"] <= 10.0 and 0.0 <= s1["scores_class_min"] <= 0.1
+  for name in ("samples_step_000003.png", "samples_step_000006.png",
+               "scores_step_000006.json"):
     assert os.path.exists(os.path.join(straight, "samples", name)), name
   with open(os.path.join(straight, "samples", "scores_step_000006.json")) as f:
     scores = json.load(f)
   assert scores["samples"] == 300 and abs(sum(scores["class_fractions"]) - 1.0) < 1e-3
-  events = helpers.metrics(straight, "test")
+  events = helpers.metrics(straight, "scores")
   assert [e["step"] for e in events] == [3, 6] and "fid" in events[-1]
+  assert [e["step"] for e in helpers.metrics(straight, "test")] == [3, 6]
 
 
 def test_conditional_gan_reports_label_agreement(data_dir, tfds_dir, classifier, tmp_path):
-  c = _tiny(cgan_mnist, tfds_dir, data_dir, eval_samples=200, classifier_workdir=classifier)
+  c = _tiny(cgan_mnist, tfds_dir, data_dir,
+            scores=dict(samples=200, classifier_workdir=classifier))
   c.train.update(dict(num_steps=2, eval_every_steps=2, checkpoint_every_steps=2))
   s = train.run(c, str(tmp_path))
-  assert 0.0 <= s["test_label_agreement"] <= 1.0
+  assert 0.0 <= s["scores_label_agreement"] <= 1.0
 
 
 @pytest.mark.parametrize("change,match", [
@@ -172,14 +178,18 @@ def test_conditional_gan_reports_label_agreement(data_dir, tfds_dir, classifier,
     ({"gan.loss": "least_squares"}, "valid: nonsaturating"),
     ({"gan.gp_weight": 10.0}, "model.critic=True"),
     ({"gan.ema_decay": 1.0}, "ema_decay"),
-    ({"gan.eval_samples": 10, "gan.classifier_workdir": "/nonexistent/classifier"},
+    ({"evals.scores": {"samples": 10, "classifier_workdir": "/nonexistent/classifier"}},
      "does not exist"),
+    ({"evals.scores": {"samples": 0}}, "samples=0 must be >= 1"),
 ])
 def test_bad_gan_config_is_a_clear_error(change, match, tmp_path):
   c = _tiny(dcgan_mnist)
   for k, v in change.items():
     section, key = k.split(".")
-    c[section][key] = v
+    if isinstance(v, dict):
+      c[section][key] = dcgan_mnist.common.evaluators.spec("fid", **v)
+    else:
+      c[section][key] = v
   with pytest.raises(ConfigError, match=match):
     train.run(c, str(tmp_path))
 

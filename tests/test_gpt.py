@@ -92,16 +92,17 @@ def test_top_k_and_top_p_filter():
 def _lm_config(data_dir, tfds_dir, **mesh):
   if not os.path.isdir(os.path.join(data_dir, "tinyshakespeare")):
     pytest.skip("no tiny Shakespeare")
-  c = common.get_config()
-  c.task = "lm"
+  c = common.get_config(task="lm")
+  common.add_eval(c, "validation", "metrics")
   c.model = {**TINY, "vocab_size": 0, "width": 64, "num_heads": 4}
   c.data.update(dict(name="text_files/tinyshakespeare", data_dir=data_dir, tfds_dir=tfds_dir,
                      tokenizer="char", seq_len=16, batch_size=16, eval_batch_size=1024,
                      eval_split="validation", prefetch=0))
   c.optim.update(lr=3e-3)
   c.train.update(dict(num_steps=6, log_every_steps=1, eval_every_steps=3,
-                      checkpoint_every_steps=3, progress_bar=False, best_metric="loss",
-                      sample_tokens=0))
+                      checkpoint_every_steps=3, progress_bar=False,
+                      best_metric="validation_loss"))
+  c.evals.samples.max_new_tokens = 20
   c.mesh.update(mesh)
   return c
 
@@ -116,7 +117,7 @@ def test_loss_on_one_device_equals_the_8_device_mesh(data_dir, tfds_dir, tmp_pat
   np.testing.assert_allclose(a, b, rtol=2e-5)
   assert a[-1] < a[0]
   # A checkpoint saved on the 8-device mesh restores onto one device for sampling.
-  params = checkpoint.restore_params(str(tmp_path / "eight"))
+  params = checkpoint.load_workdir(str(tmp_path / "eight")).variables["params"]
   assert params["wte"]["embedding"].shape == (65, 64)
   assert len(params["block0"]["fc"]["kernel"].sharding.device_set) == 1
 
@@ -142,10 +143,10 @@ def test_large_weights_are_split_over_the_mesh():
 
 def test_trained_workdir_samples_from_the_best_checkpoint(data_dir, tfds_dir, tmp_path):
   c = _lm_config(data_dir, tfds_dir, data=1)
-  c.train.sample_tokens = 20
   s = train.run(c, str(tmp_path), devices=jax.devices()[:1])
   assert s["validation_loss_best"] <= s["validation_loss"]
-  assert sorted(os.listdir(tmp_path / "samples")) == ["step_000003.txt", "step_000006.txt"]
+  assert sorted(os.listdir(tmp_path / "samples")) == ["samples_step_000003.txt",
+                                                     "samples_step_000006.txt"]
   assert os.listdir(tmp_path / "best")  # the best-validation checkpoint
   _, model, params, tok = sample.load_workdir(str(tmp_path))
   assert tok.vocab_size == 65

@@ -17,8 +17,9 @@ from tests import helpers
 def _config(data_dir, tfds_dir, **data):
   if not os.path.isdir(os.path.join(data_dir, "tinyshakespeare")):
     pytest.skip("no tiny Shakespeare")
-  c = common.get_config()
-  c.task = "lm"
+  c = common.get_config(task="lm")
+  common.add_eval(c, "validation", "metrics")
+  del c.evals["samples"]
   c.model = dict(name="gpt", vocab_size=0, block_size=32, num_layers=2, num_heads=2, width=32)
   c.data.update(dict(name="text_files/tinyshakespeare", data_dir=data_dir, tfds_dir=tfds_dir,
                      tokenizer="char", seq_len=32, batch_size=16, eval_batch_size=512,
@@ -46,7 +47,7 @@ def test_gpt_learns_characters_on_the_8_device_mesh(data_dir, tfds_dir, tmp_path
 
 def test_z_loss_is_added_and_reported(data_dir, tfds_dir, tmp_path):
   c = _config(data_dir, tfds_dir)
-  c.loss.z_loss = 1e-2
+  c.lm.z_loss = 1e-2
   c.train.update(num_steps=20, eval_every_steps=20, checkpoint_every_steps=20)
   train.run(c, str(tmp_path))
   m = helpers.metrics(str(tmp_path))[0]

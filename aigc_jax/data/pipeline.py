@@ -114,6 +114,49 @@ class GlobalBatchIndices(grain.MapDataset):
     return self._permutation(epoch)[start:start + self._local]
 
 
+def validate(data_config) -> None:
+  """Data-config errors that need no data: preprocessing ops, cleaning ops, tokenizer settings,
+  the labelled subset."""
+  from aigc_jax.data import clean, lm  # pylint: disable=import-outside-toplevel
+  ops.parse(data_config.preprocess)
+  clean.parse(data_config.text.clean)
+  if data_config.tokenizer:
+    lm.validate(data_config)
+  if data_config.labels_per_class < 0:
+    raise ConfigError(f"data.labels_per_class={data_config.labels_per_class} must be >= 0 "
+                      "(0: every training example).")
+
+
+def stratified_subset(labels, per_class: int, seed: int) -> np.ndarray:
+  """Sorted indices of `per_class` examples of every class, drawn with `seed`; a class with
+  fewer examples is an error."""
+  labels = np.asarray(labels).reshape(len(labels), -1)[:, 0]
+  rng = np.random.default_rng(seed)
+  picked = []
+  for k in np.unique(labels):
+    idx = np.flatnonzero(labels == k)
+    if len(idx) < per_class:
+      raise ConfigError(f"data.labels_per_class={per_class} but class {k} has only {len(idx)} "
+                        "training examples; lower it.")
+    picked.append(rng.choice(idx, per_class, replace=False))
+  return np.sort(np.concatenate(picked))
+
+
+def load_train_split(data_config, seed: int) -> Split:
+  """The training split, or with data.labels_per_class > 0 a stratified labelled subset of it
+  (drawn with data.subset_seed, or the run's seed when that is -1): few-label transfer."""
+  split = load_split(data_config, data_config.train_split)
+  n = data_config.labels_per_class
+  if not n:
+    return split
+  if not split.columns or "label" not in split.columns:
+    raise ConfigError("data.labels_per_class needs a labelled training split held in memory "
+                      "(data.cache=True, a 'label' feature).")
+  idx = stratified_subset(split.columns["label"], n,
+                          seed if data_config.subset_seed < 0 else data_config.subset_seed)
+  return Split(columns={k: v[idx] for k, v in split.columns.items()}, source=None, fn=split.fn)
+
+
 def load_split(data_config, split: str) -> Split:
   if data_config.tokenizer:  # a text data set as token sequences (language models)
     from aigc_jax.data import lm

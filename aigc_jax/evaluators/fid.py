@@ -17,10 +17,9 @@ import re
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 
-from aigc_jax import checkpoint, models
+from aigc_jax import checkpoint, writers
 from aigc_jax.errors import ConfigError
 
 
@@ -64,20 +63,15 @@ class Classifier:
   """A trained classifier workdir as a pure function: images in [0, 1] -> (features, probs)."""
 
   def __init__(self, workdir: str):
-    path = os.path.join(workdir, "config.json")
-    if not os.path.isfile(path):
-      raise ConfigError(f"Classifier workdir {workdir} has no config.json: it is not a training "
-                        "workdir. Train one (python -m experiments.cnn_mnist --workdir=DIR) or "
-                        "leave gan.classifier_workdir empty to train one automatically.")
-    with open(path) as f:
-      config = ml_collections.ConfigDict(json.load(f))
-    if not re.search(r"value_range\(\s*0(\.0*)?\s*,\s*1(\.0*)?\s*\)", config.data.preprocess):
+    preprocess = checkpoint.read_config(workdir).data.preprocess
+    if not re.search(r"value_range\(\s*0(\.0*)?\s*,\s*1(\.0*)?\s*\)", preprocess):
       raise ConfigError(f"Classifier in {workdir} was trained with data.preprocess="
-                        f"{config.data.preprocess!r}; FID/IS feed it images in [0, 1], so it must "
-                        "be trained with value_range(0, 1).")
+                        f"{preprocess!r}; FID/IS feed it images in [0, 1], so it must be trained "
+                        "with value_range(0, 1).")
+    trained = checkpoint.load_workdir(workdir)
     self.workdir = workdir
-    self.model = models.get_model(config.model)
-    self.params = jax.device_put(checkpoint.restore_params(workdir))
+    self.model = trained.model()
+    self.params = jax.device_put(trained.variables["params"])
 
   def __call__(self, images01_NHWC):
     """Traceable: (penultimate features [N, F], class probabilities [N, K])."""
@@ -102,31 +96,109 @@ def cache_root() -> str:
                                                           "aigc_jax")
 
 
-def classifier_workdir(config) -> str:
-  """`gan.classifier_workdir` if set (it must exist), else a classifier trained once on this
-  data set's training split with the experiment module `gan.classifier` and cached under
+def classifier_workdir(ec, data_config, progress_bar: bool = True) -> str:
+  """`ec.classifier_workdir` if set (it must exist), else a classifier trained once on this
+  data set's training split with the experiment module `ec.classifier` and cached under
   $AIGC_JAX_CACHE (default ~/.cache/aigc_jax)/classifiers/."""
-  g = config.gan
-  if g.classifier_workdir:
-    if not os.path.isdir(g.classifier_workdir):
-      raise ConfigError(f"gan.classifier_workdir={g.classifier_workdir!r} does not exist. Train "
+  if ec.classifier_workdir:
+    if not os.path.isdir(ec.classifier_workdir):
+      raise ConfigError(f"classifier_workdir={ec.classifier_workdir!r} does not exist. Train "
                         "a classifier there (python -m experiments.cnn_mnist --workdir=DIR) or "
                         "leave it empty to train and cache one automatically.")
-    return g.classifier_workdir
+    return ec.classifier_workdir
   try:
-    c = importlib.import_module(g.classifier).get_config()
+    c = importlib.import_module(ec.classifier).get_config()
   except ImportError as e:
-    raise ConfigError(f"gan.classifier={g.classifier!r} is not an importable experiment module "
-                      f"({e}); run from the repository root or set gan.classifier_workdir.") from e
+    raise ConfigError(f"classifier={ec.classifier!r} is not an importable experiment module "
+                      f"({e}); run from the repository root or set classifier_workdir.") from e
   for k in ("name", "data_dir", "tfds_dir", "train_split", "eval_split", "cache"):
-    c.data[k] = config.data[k]
-  c.train.progress_bar = config.train.progress_bar
+    c.data[k] = data_config[k]
+  c.train.progress_bar = progress_bar
   key = hashlib.sha256(c.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:10]
-  name = re.sub(r"[^A-Za-z0-9_.-]", "_", config.data.name)
+  name = re.sub(r"[^A-Za-z0-9_.-]", "_", data_config.name)
   workdir = os.path.join(cache_root(), "classifiers", f"{name}-{key}")
   if not os.path.exists(os.path.join(workdir, "summary.json")):
-    print(f"Training the evaluation classifier ({g.classifier}) once into {workdir} ...",
+    print(f"Training the evaluation classifier ({ec.classifier}) once into {workdir} ...",
           flush=True)
     from aigc_jax import train  # pylint: disable=import-outside-toplevel  (train imports tasks)
     train.run(c, workdir)
   return workdir
+
+
+# The evaluator: FID / IS / class histogram of samples from the task's `sample` function, with
+# the real data's values beside them. The real statistics are computed once: features of the
+# training split (the FID reference) and of the evaluated split (the real-versus-real floor, and
+# the real Inception Score). Generated FID is reported at the evaluated split's size (`fid`, the
+# like-for-like comparison with `fid_floor`, since FID's bias shrinks with the number of samples)
+# and over all `samples` (`fid_all`).
+DEFAULTS = {
+    "samples": 10_000,  # generated images scored per evaluation
+    "classifier": "experiments.cnn_mnist",  # trained once per data set when no workdir given
+    "classifier_workdir": "",  # a trained classifier workdir to score with
+    "train_split": "",  # the FID reference; "": data.train_split
+    "value_range": (-1.0, 1.0),  # of the samples and of the data's "input"
+    "seed_offset": 2,  # noise key PRNGKey(seed + seed_offset), the same at every evaluation
+}
+
+
+def check(name, ec, config) -> None:
+  if ec.samples < 1:
+    raise ConfigError(f"evals.{name}.samples={ec.samples} must be >= 1 (remove the evaluator "
+                      "to skip FID/IS).")
+
+
+def make(name, ec, ctx):
+  config = ctx.config
+  sample = ctx.fn("sample", name)
+  labels_fn = ctx.task.eval_fns.get("labels", lambda n, grouped: None)
+  lo, hi = ec.value_range
+  classifier = Classifier(classifier_workdir(ec, config.data, config.train.progress_bar))
+  real = {}
+  train_split = ec.train_split or config.data.train_split
+  for split in (train_split, ec.split):
+    data = ctx.split(split)
+    images = data.load(np.arange(len(data)))["input"]
+    real[split] = classifier.score((np.asarray(images, np.float32) - lo) / (hi - lo))
+  ref = gaussian(real[train_split][0])
+  held_feats, held_probs = real[ec.split]
+  n_held = len(held_feats)
+  floor = {"fid_floor": frechet_distance(*ref, *gaussian(held_feats)),
+           "is_real": inception_score(held_probs)}
+  print(f"Real data under the classifier: IS {floor['is_real']:.3f} ({ec.split} split), "
+        f"FID floor {floor['fid_floor']:.3f} ({ec.split} vs {train_split} split)", flush=True)
+  b, n = ec.batch_size, ec.samples
+  labels = labels_fn(n, False)
+
+  @jax.jit
+  def sample_and_score(variables, key, labels):
+    return classifier((sample(variables, key, b, labels) - lo) / (hi - lo))
+
+  def run(variables, step, rng):
+    del rng  # the same noise at every evaluation, so scores compare across steps
+    key = jax.random.PRNGKey(config.seed + ec.seed_offset)
+    feats, probs = [], []
+    for i in range(-(-n // b)):
+      lab = None if labels is None else jnp.asarray(np.resize(labels[i * b:(i + 1) * b], b),
+                                                    jnp.int32)
+      f, p = jax.device_get(sample_and_score(variables, jax.random.fold_in(key, i), lab))
+      feats.append(f)
+      probs.append(p)
+    feats, probs = np.concatenate(feats)[:n], np.concatenate(probs)[:n]
+    hist = class_histogram(probs)
+    out = dict(floor)
+    out["fid"] = frechet_distance(*ref, *gaussian(feats[:n_held]))
+    out["fid_all"] = frechet_distance(*ref, *gaussian(feats))
+    out["is"] = inception_score(probs)
+    out["is_ratio"] = out["is"] / out["is_real"]
+    out["fid_ratio"] = out["fid"] / max(out["fid_floor"], 1e-12)
+    out["class_min"], out["class_max"] = float(hist.min()), float(hist.max())
+    if labels is not None:
+      out["label_agreement"] = float(np.mean(probs.argmax(axis=1) == labels[:n]))
+    if jax.process_index() == 0:
+      record = {"step": int(step), "samples": n, "class_fractions": hist.round(4).tolist(), **out}
+      path = os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.json")
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      writers.atomic_write(path, json.dumps(record, indent=1))
+    return out
+
+  return run

@@ -1,7 +1,10 @@
 """Objectives on one seam: `config.task = "NAME"` imports `aigc_jax.tasks.NAME` and calls `make`.
 
-A task is a bundle of pure functions (see `Task`); `step.py` turns one into the jitted train step
-and `evaluators/` call its `eval_step` and `eval_fns`.
+A task is a bundle of pure functions (see `Task`); `step.py` turns its loss into the jitted train
+step, and evaluators (`aigc_jax/evaluators/`, declared in `config.evals`) reach it only through
+`Task.eval_fns`. A task module may also define `configure(config)`, which adds the task's own
+config section (`config.<task>`) and default evaluators when an experiment picks the task
+(`experiments.common.get_config(task=...)`), so other runs' configs carry none of its keys.
 """
 
 import dataclasses
@@ -9,12 +12,22 @@ from typing import Any, Callable
 
 from aigc_jax import registry
 
+# The eval_fns names evaluators look for (a task provides those that make sense for it):
+#   metrics(variables, batch, rng) -> per-batch sums over real (mask=1) examples, with "count"
+#   finalize(means) -> means plus derived metrics (host side, e.g. perplexity)
+#   predict(variables, x) -> logits          encode(variables, x) -> features [B, F]
+#   reconstruct(variables, batch, rng) -> images     sample(variables, rng, n, labels) -> images
+#   decode(variables, z) -> images           log_weights(variables, batch, rng, k) -> [B, k]
+#   sample_text(variables, rng, **kw) -> str
+EVAL_FNS = ("metrics", "finalize", "predict", "encode", "reconstruct", "sample", "decode",
+            "log_weights", "sample_text")
+
 
 @dataclasses.dataclass(frozen=True)
 class Player:
   """One side of a multi-player objective (a GAN's generator or critic)."""
   name: str  # its key in params; gradients flow to params[name] only
-  # loss(params, state, batch, rng) -> (scalar, (metrics, new state collections)).
+  # loss(params, state, batch, rng, step) -> (scalar, (metrics, new state collections)).
   loss: Callable[..., Any]
   # Updates per train step; each one reads its own micro-batch (1/max(repeats) of the batch).
   repeats: int = 1
@@ -24,31 +37,42 @@ class Player:
 @dataclasses.dataclass(frozen=True)
 class Task:
   # init(rng, batch_spec) -> variables: {"params": ..., other collections (e.g. batch_stats)}.
-  # Params may be boxed with logical axis names; the trainer unboxes them.
+  # Params may be boxed with logical axis names; the trainer unboxes them. batch_spec is the
+  # batch after augmentation (config.augment), e.g. [B, 2, ...] with two views.
   init: Callable[..., Any]
-  # loss(params, state, batch, rng) -> (scalar, (metrics dict, new state collections)).
-  # None when `players` is set.
+  # loss(params, state, batch, rng, step) -> (scalar, (metrics dict, new state collections)).
+  # `step` is the traced step number (warm-ups such as KL annealing). None when `players` is set.
   loss: Callable[..., Any] | None
-  # eval_step(variables, batch) -> dict of per-batch sums over real (mask=1) examples,
-  # including "count"; evaluators divide every sum by the total count.
-  eval_step: Callable[..., Any]
-  # Extra pure functions for evaluators (predict, sample, encode ...), keyed by name.
+  # Named pure functions (see EVAL_FNS): the only way evaluators reach a task.
   eval_fns: dict = dataclasses.field(default_factory=dict)
   # Input keys the task reads from a batch; checked against the data before compiling.
   input_keys: tuple = ()
-  # finalize(means) -> metrics: derived evaluation metrics (e.g. perplexity from the mean loss).
-  finalize: Callable[[dict], dict] | None = None
-  # on_eval(variables, step, workdir) -> dict or None: after each evaluation, on every host
-  # (sampling may be sharded); it writes files on the first host and returns extra metrics.
-  on_eval: Callable[..., Any] | None = None
+  # Appended to the error when the data lacks one of input_keys.
+  input_help: str = ""
+  # check_data(examples) raises ConfigError when the data cannot work for this task (e.g. a
+  # Bernoulli likelihood on values outside [0, 1]); given host arrays of the first training
+  # examples, before compiling.
+  check_data: Callable[[dict], None] | None = None
+  # save_artifacts(workdir): files a trained workdir needs besides checkpoints (a tokenizer),
+  # written on the first host before training.
+  save_artifacts: Callable[[str], None] | None = None
   # Several players, updated in this order inside the one step, each with its own optimiser.
   players: tuple = ()
   # > 0: keep model_state["ema"], an exponential moving average of params[ema_of] ("" = all).
   ema_decay: float = 0.0
   ema_of: str = ""
-  # Appended to the error when the data lacks one of input_keys.
-  input_help: str = ""
+
+
+def module(name: str):
+  return registry.import_member("aigc_jax.tasks", name, "task")
 
 
 def get_task(config) -> Task:
-  return registry.import_member("aigc_jax.tasks", config.task, "task").make(config)
+  return module(config.task).make(config)
+
+
+def configure(config) -> None:
+  """Adds the section and default evaluators of `config.task`, if its module has any."""
+  fn = getattr(module(config.task), "configure", None)
+  if fn is not None:
+    fn(config)

@@ -13,7 +13,8 @@ def make(config) -> Task:
     x = jnp.zeros(batch_spec["input"].shape, batch_spec["input"].dtype)
     return dict(model.init({"params": rng, "dropout": rng}, x, train=False))
 
-  def loss(params, state, batch, rng):
+  def loss(params, state, batch, rng, step):
+    del step
     variables = {"params": params, **state}
     if state:  # e.g. batch-norm statistics
       logits, new_state = model.apply(variables, batch["input"], train=True,
@@ -30,12 +31,15 @@ def make(config) -> Task:
   def predict(variables, x):
     return model.apply(variables, x, train=False)
 
-  def eval_step(variables, batch):
+  def metrics(variables, batch, rng):
+    del rng
     logits = predict(variables, batch["input"])
     mask = batch["mask"].astype(jnp.float32)
     ce = losses.softmax_cross_entropy(logits=logits, labels=batch["label"])
     acc = losses.correct(logits=logits, labels=batch["label"])
     return {"loss": jnp.sum(ce * mask), "accuracy": jnp.sum(acc * mask), "count": jnp.sum(mask)}
 
-  return Task(init=init, loss=loss, eval_step=eval_step, eval_fns={"predict": predict},
-              input_keys=("input", "label"))
+  fns = {"metrics": metrics, "predict": predict}
+  if hasattr(model, "features"):  # e.g. an encoder with a head: probes see the fine-tuned code
+    fns["encode"] = lambda variables, x: model.apply(variables, x, method=model.features)
+  return Task(init=init, loss=loss, eval_fns=fns, input_keys=("input", "label"))

@@ -1,0 +1,29 @@
+"""The task's own metrics over a whole split: the means of `eval_fns["metrics"]` sums.
+
+Every example counts once (padding masked); the task's `finalize` adds derived metrics
+(perplexity, bits per character ...).
+"""
+
+import jax
+
+DEFAULTS = {"augment": ""}  # ops applied to every batch with a fixed key (see Context.batches)
+
+
+def make(name, ec, ctx):
+  fn = ctx.fn("metrics", name)
+  finalize = ctx.task.eval_fns.get("finalize")
+  step_fn = jax.jit(fn, in_shardings=(ctx.variables_sharding, ctx.batch_sharding, None))
+  ctx.split(ec.split)  # loaded (and checked) before compiling the train step
+
+  def run(variables, step, rng):
+    del step
+    totals = None
+    for i, batch in enumerate(ctx.batches(ec.split, ec.batch_size, ec.augment)):
+      sums = step_fn(variables, batch, jax.random.fold_in(rng, i))
+      totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
+    totals = {k: float(v) for k, v in jax.device_get(totals).items()}
+    count = totals.pop("count")
+    means = {k: v / count for k, v in totals.items()}
+    return finalize(means) if finalize else means
+
+  return run

@@ -1,0 +1,48 @@
+"""Inputs beside their reconstructions, as DIR/samples/NAME_step_N.png.
+
+Rows alternate: originals, (the corrupted inputs, when the task denoises: `augment` writing
+"corrupted"), reconstructions; the same first `num` examples of the split at every evaluation.
+"""
+
+import os
+
+import einops
+import jax
+import numpy as np
+
+from aigc_jax.evaluators import grid
+
+DEFAULTS = {
+    "num": 32,  # examples shown
+    "ncol": 8,  # examples per row
+    "value_range": (0.0, 1.0),  # of the data and of the reconstructions
+    "augment": "",  # e.g. the corruption of a denoising autoencoder, with a fixed key
+}
+
+
+def make(name, ec, ctx):
+  reconstruct = ctx.fn("reconstruct", name)
+  ctx.split(ec.split)
+  fn = jax.jit(reconstruct)
+
+  def run(variables, step, rng):
+    batch = next(ctx.batches(ec.split, ec.batch_size, ec.augment))
+    recon = fn(variables, batch, rng)
+    rows = [batch["input"]] + ([batch["corrupted"]] if "corrupted" in batch else []) + [recon]
+    n = min(ec.num, ec.batch_size)
+    n -= n % ec.ncol or 0
+    imgs = [np.asarray(jax.device_get(r))[:n].reshape((n,) + _hwc(batch["input"].shape[1:]))
+            for r in rows]
+    # Interleave row blocks: a row of originals, then the same examples reconstructed.
+    blocks = [einops.rearrange(x, "(r q) h w c -> r q h w c", q=ec.ncol) for x in imgs]
+    tiled = einops.rearrange(np.stack(blocks, axis=1), "r k q h w c -> (r k q) h w c")
+    if jax.process_index() == 0:
+      grid.save(tiled, os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.png"),
+                ncol=ec.ncol, value_range=tuple(ec.value_range))
+    return {}
+
+  return run
+
+
+def _hwc(shape) -> tuple:
+  return tuple(shape) + (1,) if len(shape) == 2 else tuple(shape)
