@@ -84,3 +84,20 @@ def gradient_penalty(*, critic, real, fake, alpha):
 def r1_penalty(*, critic, real):
   """R1: ||grad critic(x)||^2 on real data (the caller weights it by gamma / 2)."""
   return jnp.square(_input_grad_norms(critic, real))
+
+
+def bernoulli_nll(*, logits, targets):
+  """-log p(targets | logits) per example, summed over every non-batch axis (nats)."""
+  ll = targets * jax.nn.log_sigmoid(logits) + (1.0 - targets) * jax.nn.log_sigmoid(-logits)
+  return -jnp.sum(ll.reshape(ll.shape[0], -1), axis=-1)
+
+
+def gaussian_kl(*, mean, log_variance):
+  """KL(N(mean, exp(log_variance)) || N(0, I)) per example, summed over the last axis."""
+  return 0.5 * jnp.sum(jnp.square(mean) + jnp.exp(log_variance) - 1.0 - log_variance, axis=-1)
+
+
+def gaussian_log_density(x, *, mean=0.0, log_variance=0.0):
+  """log N(x; mean, exp(log_variance)), summed over the last axis."""
+  return -0.5 * jnp.sum(jnp.log(2.0 * jnp.pi) + log_variance
+                        + jnp.square(x - mean) * jnp.exp(-log_variance), axis=-1)

@@ -84,6 +84,8 @@ def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
   os.makedirs(plot_dir, exist_ok=True)
   paths = []
   for name, splits in series.items():
+    if max(len(points) for points in splits.values()) < 2:
+      continue  # a value logged once (a final probe, a baseline) is read in summary.json
     fig, ax = plt.subplots(figsize=(6, 4))
     for split, points in sorted(splits.items()):
       steps, values = np.array(points).T

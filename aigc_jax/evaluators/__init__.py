@@ -128,7 +128,6 @@ class Context:
     """Every example of `split` once as global batches (padding masked by "mask"), over hosts.
     `augment` ops are applied with a fixed key per batch index, so every evaluation sees the
     same augmented split (e.g. a test set binarised once)."""
-    sharding.check_batch_size(global_batch, self.mesh, "evaluator batch_size")
     aug = _jitted_augment(augment) if augment else None
     local = global_batch // jax.process_count()
     for i, batch in enumerate(pipeline.eval_batches(
@@ -163,6 +162,8 @@ def build(config, ctx: Context) -> list[Evaluator]:
   out = []
   for name in sorted(config.evals):
     ec = resolve(config.evals[name], config)
+    sharding.check_batch_size(ec.batch_size, ctx.mesh, f"evals.{name}.batch_size (or "
+                              "data.eval_batch_size)")
     run = _module(ec.type).make(name, ec, ctx)
     every = ec.every_steps or config.train.eval_every_steps
     out.append(Evaluator(name, every, run))

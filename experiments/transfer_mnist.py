@@ -1,0 +1,150 @@
+"""Pretrain, then transfer with few labels: the representation table on the MNIST carve.
+
+One command runs every stage in its own resumable workdir under DIR and writes the table to
+DIR/transfer.md and DIR/transfer.json:
+
+  python -m experiments.transfer_mnist --workdir=DIR [--variant=quick]
+
+1. Pretraining, no labels: `ae_mnist` (DIR/pretrain_ae) and `vae_mnist` (DIR/pretrain_vae), the
+   784-500-20 MLP encoder of both (`--variant=quick`: their quick variants).
+2. Linear probe (all 8,000 training labels): the encoder is loaded (`config.init`, "encoder <-
+   encoder") and frozen (`config.freeze`), and the `linear_probe` / `knn` evaluators read its
+   20-d code (the mean of the VAE's); the random-init row freezes a fresh encoder; the pixel
+   row probes the 784 raw pixels.
+3. Fine-tuning with 10, 100 and all labels per class (stratified, drawn with each seed:
+   `data.labels_per_class`, `data.subset_seed=-1`), seeds 0, 1, 2: the whole encoder plus a
+   linear head, Adam 1e-3; `random` is the same network trained from scratch on the same labels,
+   `pixels` a logistic regression on them. Test accuracy on the 2,000 held-out images after the
+   last step (no early stopping on the test split).
+
+Fine-tuning budget: 10/class: 100 examples, full batch, 300 steps; 100/class: 1,000 examples,
+batch 100, 600 steps; all: 8,000, batch 128, 20 epochs. The scratch encoder is the AE's
+(deterministic, 20-d code layer); the VAE's has a 40-wide code layer (mean and log-variance)
+whose mean half feeds the head.
+
+Measured: see README.md ("Representation learning") and DIR/transfer.md.
+"""
+
+import json
+import os
+import sys
+
+import ml_collections
+from absl import app, flags, logging
+
+from aigc_jax import sweep, train
+from aigc_jax.errors import ConfigError
+from experiments import ae_mnist, common, vae_mnist
+
+LABELS = (10, 100, 0)  # per class; 0: all
+SEEDS = (0, 1, 2)
+ROWS = ("pixels", "random", "ae", "vae")
+PRETRAIN = {"ae": ae_mnist, "vae": vae_mnist}
+
+
+def pretrain_config(rep: str, quick: bool) -> ml_collections.ConfigDict:
+  return PRETRAIN[rep].get_config("quick" if quick else None)
+
+
+def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
+                      probe: bool = False) -> ml_collections.ConfigDict:
+  """The labelled run of one table cell: fine-tuning, or (probe=True) a frozen encoder with the
+  probe evaluators on all labels."""
+  c = common.get_config(task="classify")
+  c.seed = seed
+  if rep == "pixels":
+    c.model = ml_collections.ConfigDict({"name": "linear"})
+  else:
+    encoder = dict(kind="mlp", hidden=(500,), latent_dim=20, variational=rep == "vae")
+    c.model = ml_collections.ConfigDict({"name": "encoder_classifier", "encoder": encoder})
+  ae_mnist.mnist(c, 0.0)
+  c.data.labels_per_class = labels
+  if labels == 10:
+    c.data.batch_size, c.train.num_steps = 100, 300
+  elif labels == 100:
+    c.data.batch_size, c.train.num_steps = 100, 600
+  else:
+    c.train.num_epochs = 20.0
+  c.train.update(eval_every_steps=100_000, checkpoint_every_steps=100_000, log_every_steps=50)
+  common.add_eval(c, "test", "metrics")
+  if init_workdir:
+    c.init.update(workdir=init_workdir, checkpoint="latest", map="encoder<-encoder")
+  if probe:
+    c.train.update(num_epochs=0.0, num_steps=63)  # one epoch for the head; the probe is exact
+    fn = "input" if rep == "pixels" else "encode"
+    if rep != "pixels":
+      c.freeze = "^encoder/"
+    common.add_eval(c, "probe", "linear_probe", fn=fn, every_steps=-1)
+    common.add_eval(c, "knn", "knn", fn=fn, every_steps=-1)
+  return c
+
+
+def run(workdir: str, quick: bool = False, seeds=SEEDS, labels=LABELS, rows=ROWS) -> dict:
+  """Every stage (each resumable), then the table: {row: {column: stats}}."""
+  init = {}
+  for rep in rows:
+    if rep in PRETRAIN:
+      init[rep] = os.path.join(workdir, f"pretrain_{rep}")
+      print(f"== pretraining {rep} -> {init[rep]}", flush=True)
+      train.run(pretrain_config(rep, quick), init[rep])
+  table = {}
+  for rep in rows:
+    probe = train.run(classifier_config(rep, 0, 0, init.get(rep, ""), probe=True),
+                      os.path.join(workdir, "probe", rep))
+    row = {"linear_probe": probe["probe_accuracy"], "knn": probe["knn_accuracy"]}
+    for n in labels:
+      results = []
+      for seed in seeds:
+        sub = os.path.join(workdir, "finetune", f"{rep}_labels{n or 'all'}_seed{seed}")
+        print(f"== {rep}, {n or 'all'} labels per class, seed {seed} -> {sub}", flush=True)
+        s = train.run(classifier_config(rep, n, seed, init.get(rep, "")), sub)
+        results.append(({"seed": seed}, {"test_accuracy": s["test_accuracy"]}))
+      agg = sweep.aggregate(results, {})["all"]["test_accuracy"]
+      row[f"finetune_{n or 'all'}"] = agg
+    table[rep] = row
+  os.makedirs(workdir, exist_ok=True)
+  with open(os.path.join(workdir, "transfer.json"), "w") as f:
+    json.dump(table, f, indent=2)
+  md = markdown(table, labels, len(seeds))
+  with open(os.path.join(workdir, "transfer.md"), "w") as f:
+    f.write(md)
+  print(md, flush=True)
+  return table
+
+
+NAMES = {"pixels": "raw pixels (784)", "random": "random-init encoder (scratch)",
+         "ae": "AE encoder", "vae": "VAE encoder (mean)"}
+
+
+def markdown(table: dict, labels, num_seeds: int) -> str:
+  cols = [f"{n or 'all'} labels/class" for n in labels]
+  lines = [f"| representation | linear probe | kNN (k=20) | {' | '.join(cols)} |",
+           "|---|---|---|" + "---|" * len(cols)]
+  for rep, row in table.items():
+    cells = []
+    for n in labels:
+      a = row[f"finetune_{n or 'all'}"]
+      cells.append(f"{100 * a['mean']:.1f} ± {100 * a['std']:.1f}")
+    lines.append(f"| {NAMES.get(rep, rep)} | {100 * row['linear_probe']:.1f} | "
+                 f"{100 * row['knn']:.1f} | {' | '.join(cells)} |")
+  lines.append("")
+  lines.append(f"Test accuracy (%) on the 2,000 held-out images; fine-tuning: mean ± std over "
+               f"{num_seeds} seeds (each its own labelled subset).")
+  return "\n".join(lines) + "\n"
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file operation at INFO
+  try:
+    run(flags.FLAGS.workdir, quick=flags.FLAGS.variant == "quick")
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("workdir", None, "Where every stage's workdir and the table go.",
+                      required=True)
+  flags.DEFINE_enum("variant", "", ["", "quick"], "quick: the pretraining runs' quick variants.")
+  app.run(main)

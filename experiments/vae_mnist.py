@@ -1,0 +1,63 @@
+"""Variational autoencoder on dynamically binarised MNIST, with the importance-weighted bound.
+
+Reference: the Flax examples' VAE (784-500-20 MLP, Bernoulli decoder, Adam 1e-3, batch 128):
+test negative ELBO 107.05 +- 0.25 nats after 30 epochs on the full 60k statically binarised
+MNIST. Ours trains on the local 8,000-image carve (`mnist_idx`) with a fresh binarisation of
+every batch ("binarize" in config.augment) and evaluates on the 2,000 held-out images binarised
+once with a fixed key; with 7.5x fewer training images the train/test gap is ours to report.
+
+Evaluators (DIR/summary.json, DIR/samples/): `test` (single-sample negative ELBO, its
+reconstruction and KL terms), `iwae` (the IWAE bound with k = 1,000 samples: `iwae_nll`, the
+NLL estimate, and `iwae_neg_elbo` over the same samples), `train_elbo` (the ELBO on the training
+split, for the gap), `samples` and `reconstructions` grids, `probe` / `knn` of the mean code.
+Variants (comma-separated): `quick` (10 epochs), `latent2` (a 2-d latent and the latent-space
+walk, DIR/samples/walk_step_N.png), `warmup` (KL annealed in over the first 10 epochs).
+
+Commands:
+  python -m experiments.vae_mnist --workdir=DIR
+  python -m aigc_jax.main --config=experiments/vae_mnist.py:quick --workdir=DIR
+
+Measured: see README.md ("Representation learning").
+"""
+
+import ml_collections
+
+from experiments import ae_mnist, common
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  chosen = _variants(arg)
+  c = common.get_config(task="vae")
+  c.model = ml_collections.ConfigDict(dict(
+      name="autoencoder", kind="mlp", hidden=(500,), latent_dim=20, variational=True,
+      image_shape=(28, 28, 1)))
+  ae_mnist.mnist(c, 10.0 if "quick" in chosen else 30.0)
+  c.augment = "binarize"
+  common.add_eval(c, "test", "metrics", augment="binarize")
+  common.add_eval(c, "train_elbo", "metrics", split="train", every_steps=-1, augment="binarize")
+  common.add_eval(c, "iwae", "iwae", k=1000, chunk=100, batch_size=400, every_steps=-1,
+                  augment="binarize")
+  common.add_eval(c, "samples", "sample_grid", value_range=(0.0, 1.0))
+  common.add_eval(c, "reconstructions", "reconstruction_grid", augment="binarize")
+  ae_mnist.representation_evals(c)
+  c.train.update(best_metric="test_neg_elbo", best_mode="min")
+  if "latent2" in chosen:
+    c.model.latent_dim = 2
+    common.add_eval(c, "walk", "latent_walk")
+  if "warmup" in chosen:
+    c.vae.kl_warmup_steps = 625
+  return c
+
+
+def _variants(arg):
+  chosen = {v.strip() for v in (arg or "").split(",") if v.strip()}
+  unknown = chosen - {"quick", "latent2", "warmup"}
+  if unknown:
+    raise ValueError(f"Unknown variant(s) {sorted(unknown)} of vae_mnist; valid: quick, latent2, "
+                     "warmup (comma-separated), or none.")
+  return chosen
+
+
+if __name__ == "__main__":
+  from aigc_jax import main
+  main.cli(__file__)
