@@ -94,10 +94,12 @@ def sharded_state(task: Task, tx, rng, batch_spec, mesh):
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
                           unbox(boxed), shardings)
 
-  def init(loaded=None):
-    fn = jax.jit(lambda r, l: unbox(create(r, batch_spec, l)), out_shardings=shardings)
-    return fn(rng, loaded or {})
+  jitted = jax.jit(lambda r, l: unbox(create(r, batch_spec, l)), out_shardings=shardings)
 
+  def init(loaded=None):
+    return jitted(rng, loaded or {})
+
+  init.jitted = jitted
   return abstract, shardings, init
 
 

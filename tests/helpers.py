@@ -33,10 +33,15 @@ def summary(workdir: str) -> dict:
     return json.load(f)
 
 
-def final_params(workdir: str):
-  """The raw parameter arrays of the latest checkpoint (numpy)."""
+def final_state(workdir: str):
+  """(step, the raw train state of the latest checkpoint as nested dicts of numpy arrays)."""
   mngr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
   step = mngr.latest_step()
-  raw = ocp.StandardCheckpointer().restore(
+  return step, ocp.StandardCheckpointer().restore(
       os.path.join(workdir, "checkpoints", str(step), "state"))
+
+
+def final_params(workdir: str):
+  """The raw parameter arrays of the latest checkpoint (numpy)."""
+  step, raw = final_state(workdir)
   return step, raw["params"]
