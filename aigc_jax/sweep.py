@@ -95,9 +95,9 @@ def run(config, workdir: str) -> dict:
     print(f"[{i + 1}/{len(runs)}] {assignment} -> {sub_dir}", flush=True)
     results.append((assignment, train.run(sub, sub_dir)))
   table = aggregate(results, dict(config.reference))
-  metric = f"{config.data.eval_split}_accuracy"
+  metric = config.train.best_metric or f"{config.data.eval_split}_loss"
   if not all(metric in row for row in table.values()):
-    metric = f"{config.data.eval_split}_loss"
+    metric = sorted(k for k in next(iter(table.values())) if k not in ("runs", "reference"))[0]
   summary = {"sweep": [[k, [_name(x) for x in v]] for k, v in config.sweep], "table": table}
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "summary.json"), "w") as f:

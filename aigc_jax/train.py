@@ -113,9 +113,14 @@ class _BestKeeper:
     history = _history(metrics_path, self.metric, start) if self.metric else []
     self.best = (min if self.mode == "min" else max)(history) if history else None
 
-  def update(self, step: int, state, metrics: dict) -> None:
-    """`metrics`: the flat "<evaluator>_<metric>" values of the evaluators that just ran."""
+  def update(self, step: int, state, metrics: dict, prefix: str) -> None:
+    """`metrics`: the flat "<evaluator>_<metric>" values of the evaluators that just ran;
+    `prefix`: "<evaluator>_" of the evaluator that reports best_metric."""
     if not self.metric or self.metric not in metrics:
+      ran = sorted(k for k in metrics if k.startswith(prefix))
+      if self.metric and ran:
+        raise ConfigError(f"train.best_metric={self.metric!r} is not among the metrics of its "
+                          f"evaluator; valid: {', '.join(ran)}.")
       return
     value = metrics[self.metric]
     if self.best is None or (value < self.best if self.mode == "min" else value > self.best):
@@ -129,12 +134,15 @@ class _BestKeeper:
       self.ckpt.close()
 
 
-def _check_best_metric(config, evals: list) -> None:
+def _best_prefix(config, evals: list) -> str:
+  """"<evaluator>_" of the evaluator that reports train.best_metric (checked before compiling)."""
   metric = config.train.best_metric
-  if metric and not any(metric.startswith(f"{e.name}_") for e in evals):
+  prefixes = sorted((f"{e.name}_" for e in evals if metric.startswith(f"{e.name}_")), key=len)
+  if metric and not prefixes:
     raise ConfigError(f"train.best_metric={metric!r} must be '<evaluator>_<metric>' of an "
                       f"evaluator in config.evals ({', '.join(e.name for e in evals) or 'none'}),"
                       " e.g. 'test_loss'.")
+  return prefixes[-1] if prefixes else ""
 
 
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
@@ -193,7 +201,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
                            variables_sharding={"params": state_sh.params,
                                                **state_sh.model_state})
   evals = evaluators.build(config, ctx)
-  _check_best_metric(config, evals)
+  best_prefix = _best_prefix(config, evals)
 
   t_compile = time.perf_counter()
   batch_abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh)
@@ -244,7 +252,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
       if any(ev.due(done, num_steps) for ev in evals):
         results = evaluate(done)
         last_eval.update(results)
-        best.update(done, state, results)
+        best.update(done, state, results, best_prefix)
         if time.perf_counter() - t_plot > 60:  # plotting costs ~0.5 s; refresh at most a minute
           writer.plot()
           t_plot = time.perf_counter()

@@ -12,7 +12,7 @@ writes DIR/summary.md and DIR/summary.json (mean and spread over seeds 0, 1, 2) 
 per run (DIR/modelNAME_seedS/). `:quick` trains 1,500 steps, for a fast check.
 
 Measured (2-core CPU, jax 0.12, test accuracy after 6,000 steps, mean ± std over 3 seeds):
-  linear 31.3% ± 1.0, MLP 68.7% ± 0.9, CNN 93.8% ± 1.1, GRU 90.1% ± 0.8; the 12 runs take 167 s
+  linear 31.3% ± 1.0, MLP 68.7% ± 0.9, CNN 93.5% ± 1.5, GRU 90.0% ± 0.7; the 12 runs take 167 s
   (linear 20 s, MLP 37 s, CNN 36 s, GRU 71 s for 3 seeds each).
 """
 

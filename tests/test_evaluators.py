@@ -86,6 +86,16 @@ def test_task_settings_live_in_their_task_sections():
   assert set(mnist1d.get_config().evals) == {"test"}
 
 
+def test_unknown_task_key_lists_the_valid_ones():
+  from aigc_jax import main  # pylint: disable=import-outside-toplevel
+  msg = main._unknown_key(["--config.gan.loss=hinge"], "experiments/cnn_mnist.py")
+  assert "config has no 'gan'" in msg and "evals" in msg and "optim" in msg
+  msg = main._unknown_key(["--config.evals.scores.sample=5"], "experiments/dcgan_mnist.py")
+  assert "config.evals.scores has no 'sample'" in msg and "samples" in msg
+  assert main._unknown_key(["--config.lm.z_loss=1e-4"],
+                           "experiments/gpt_shakespeare_char.py") is None
+
+
 def test_the_loop_knows_no_task():
   src = inspect.getsource(train)
   for word in ("tokenizer", "clean", "accuracy", "gan", "sample"):
@@ -101,3 +111,11 @@ def test_two_views_reach_the_task_as_the_batch_it_sees(tfds_dir, tmp_path):
   # The MLP flattens [B, 2, 40]: its first layer reads both views (80 inputs).
   first = params["Dense_0"]["Dense_0"]["kernel"]
   assert first.shape[0] == 80
+
+
+def test_a_best_metric_its_evaluator_does_not_report_is_named(tfds_dir, tmp_path):
+  c = helpers.tiny_config(tfds_dir, num_steps=10)
+  c.train.best_metric = "test_acc"
+  with pytest.raises(ConfigError, match="'test_acc' is not among .* valid: test_accuracy, "
+                                        "test_loss"):
+    train.run(c, str(tmp_path))

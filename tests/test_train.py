@@ -30,9 +30,16 @@ def test_one_device_and_eight_device_mesh_give_the_same_losses(tfds_dir, tmp_pat
   assert s8["test_accuracy"] == pytest.approx(s1["test_accuracy"], abs=1e-3)
 
 
-def test_interrupted_run_resumes_bitwise(tfds_dir, tmp_path, monkeypatch):
+@pytest.mark.parametrize("augment", ["", "gaussian_noise(0.5)"])
+def test_interrupted_run_resumes_bitwise(tfds_dir, tmp_path, monkeypatch, augment):
   cfg = helpers.tiny_config(tfds_dir)
+  cfg.augment = augment  # on-device draws from the step's key replay exactly on resume
   train.run(cfg, str(tmp_path / "straight"))
+  if augment:  # and they change training
+    plain = helpers.tiny_config(tfds_dir)
+    train.run(plain, str(tmp_path / "plain"))
+    assert helpers.metrics(str(tmp_path / "plain"))[0]["loss"] != \
+        helpers.metrics(str(tmp_path / "straight"))[0]["loss"]
 
   real = sharding.host_to_global
   calls = {"n": 0}
@@ -70,7 +77,7 @@ def test_finished_run_says_so(tfds_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda c: setattr(c, "task", "clasify"), r"Unknown task 'clasify'. Valid tasks: classify"),
+    (lambda c: setattr(c, "task", "clasify"), r"Unknown task 'clasify'. Valid tasks: autoencoder, classify"),
     (lambda c: setattr(c.model, "name", "resnet9000"), "Unknown model 'resnet9000'"),
     (lambda c: c.data.update(dict(batch_size=60)), "not divisible by the data-parallel size 8"),
     (lambda c: c.train.update(dict(num_epochs=1.0)), "exactly one of train.num_steps"),

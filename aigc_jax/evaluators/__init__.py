@@ -177,10 +177,9 @@ def rng_for(seed: int, name: str, step: int):
   return jax.random.fold_in(key, step)
 
 
-def host_features(fn, variables, batches, variables_sharding, batch_sharding, key="input"):
-  """Concatenated host arrays of jit(fn)(variables, batch[key]) over masked batches, with the
+def host_features(jitted, variables, batches, key="input"):
+  """Concatenated host arrays of jitted(variables, batch[key]) over masked batches, with the
   labels (if any) and padding dropped; a helper for feature-based evaluators."""
-  jitted = jax.jit(lambda v, x: fn(v, x), in_shardings=(variables_sharding, batch_sharding))
   feats, labels = [], []
   for batch in batches:
     mask = to_host(batch["mask"]).astype(bool)

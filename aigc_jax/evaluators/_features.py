@@ -1,5 +1,6 @@
 """Features of a labelled train split and an evaluation split, for probes (linear, kNN)."""
 
+import jax
 import numpy as np
 
 from aigc_jax import evaluators
@@ -13,7 +14,8 @@ def make_extractor(name, ec, ctx):
   train_split = ec.train_split or ctx.config.data.train_split
   for split in (train_split, ec.split):
     ctx.require_labels(split, name)
-  encode = None if ec.fn == INPUT else ctx.fn(ec.fn, name)
+  encode = None if ec.fn == INPUT else jax.jit(
+      ctx.fn(ec.fn, name), in_shardings=(ctx.variables_sharding, ctx.batch_sharding))
   cache = {}
 
   def features(variables, split):
@@ -24,9 +26,8 @@ def make_extractor(name, ec, ctx):
         cache[split] = (np.asarray(cols["input"], np.float32).reshape(len(data), -1),
                         np.asarray(cols["label"]).reshape(-1))
       return cache[split]
-    return evaluators.host_features(
-        encode, variables, ctx.batches(split, ec.batch_size, ec.augment),
-        ctx.variables_sharding, ctx.batch_sharding)
+    return evaluators.host_features(encode, variables,
+                                    ctx.batches(split, ec.batch_size, ec.augment))
 
   def extract(variables):
     tr_x, tr_y = features(variables, train_split)

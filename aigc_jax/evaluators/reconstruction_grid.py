@@ -10,6 +10,8 @@ import einops
 import jax
 import numpy as np
 
+from aigc_jax import evaluators
+from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators import grid
 
 DEFAULTS = {
@@ -20,18 +22,23 @@ DEFAULTS = {
 }
 
 
+def check(name, ec, config) -> None:
+  if not 0 < ec.ncol <= min(ec.num, ec.batch_size):
+    raise ConfigError(f"evals.{name}: ncol={ec.ncol} must be in [1, num={ec.num}] (and at most "
+                      f"the batch size {ec.batch_size}).")
+
+
 def make(name, ec, ctx):
   reconstruct = ctx.fn("reconstruct", name)
   ctx.split(ec.split)
   fn = jax.jit(reconstruct)
+  n = min(ec.num, ec.batch_size) // ec.ncol * ec.ncol  # whole rows
 
   def run(variables, step, rng):
     batch = next(ctx.batches(ec.split, ec.batch_size, ec.augment))
     recon = fn(variables, batch, rng)
     rows = [batch["input"]] + ([batch["corrupted"]] if "corrupted" in batch else []) + [recon]
-    n = min(ec.num, ec.batch_size)
-    n -= n % ec.ncol or 0
-    imgs = [np.asarray(jax.device_get(r))[:n].reshape((n,) + _hwc(batch["input"].shape[1:]))
+    imgs = [evaluators.to_host(r)[:n].reshape((n,) + _hwc(batch["input"].shape[1:]))
             for r in rows]
     # Interleave row blocks: a row of originals, then the same examples reconstructed.
     blocks = [einops.rearrange(x, "(r q) h w c -> r q h w c", q=ec.ncol) for x in imgs]

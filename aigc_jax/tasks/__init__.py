@@ -19,8 +19,9 @@ from aigc_jax import registry
 #   reconstruct(variables, batch, rng) -> images     sample(variables, rng, n, labels) -> images
 #   decode(variables, z) -> images           log_weights(variables, batch, rng, k) -> [B, k]
 #   sample_text(variables, rng, **kw) -> str
+#   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
 EVAL_FNS = ("metrics", "finalize", "predict", "encode", "reconstruct", "sample", "decode",
-            "log_weights", "sample_text")
+            "log_weights", "sample_text", "labels")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,7 +69,11 @@ def module(name: str):
 
 
 def get_task(config) -> Task:
-  return module(config.task).make(config)
+  task = module(config.task).make(config)
+  unknown = sorted(set(task.eval_fns) - set(EVAL_FNS))
+  if unknown:  # a new task's typo would otherwise only show as "evaluator needs 'encode'"
+    raise ValueError(f"Task {config.task!r} names eval_fns {unknown}; known: {EVAL_FNS}.")
+  return task
 
 
 def configure(config) -> None:
