@@ -22,7 +22,17 @@ batch 100, 600 steps; all: 8,000, batch 128, 20 epochs. The scratch encoder is t
 (deterministic, 20-d code layer); the VAE's has a 40-wide code layer (mean and log-variance)
 whose mean half feeds the head.
 
-Measured: see README.md ("Representation learning") and DIR/transfer.md.
+Measured (2-core CPU, 2 min 34 s for the whole command; deterministic, a rerun gives the same
+table; test accuracy %, fine-tuning mean ± std over seeds 0-2):
+
+  representation   probe  kNN   10/class     100/class    all
+  raw pixels       91.3   94.3  74.4 ± 0.4   88.0 ± 0.1   91.6 ± 0.1
+  scratch          66.5   77.8  76.0 ± 1.4   89.8 ± 0.3   95.2 ± 0.1
+  AE encoder       89.1   94.8  76.0 ± 2.1   90.6 ± 0.4   95.6 ± 0.2
+  VAE encoder      88.5   95.7  75.1 ± 0.8   91.5 ± 0.1   95.8 ± 0.3
+
+Pretraining helps with 100 labels per class and a little with all; with 10 it does not beat
+scratch (README.md says why, and which remedies were tried).
 """
 
 import json
