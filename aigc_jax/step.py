@@ -37,13 +37,6 @@ def make_tx(task: Task, optim_config, num_steps: int, frozen=None):
           for p in task.players}
 
 
-def param_paths(params) -> list[str]:
-  """"encoder/Dense_0/kernel"-style paths of a params tree, in leaf order."""
-  flat = jax.tree_util.tree_flatten_with_path(params)[0]
-  return ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
-          for path, _ in flat]
-
-
 def frozen_mask(regex: str, abstract_params):
   """A bool per parameter: does `regex` match (re.search) its path? None when regex is empty;
   a regex that matches nothing is an error, listing some paths."""
@@ -53,7 +46,7 @@ def frozen_mask(regex: str, abstract_params):
     pattern = re.compile(regex)
   except re.error as e:
     raise ConfigError(f"freeze={regex!r} is not a regular expression: {e}.") from None
-  paths = param_paths(abstract_params)
+  paths = transfer.param_paths(abstract_params)
   hits = [bool(pattern.search(p)) for p in paths]
   if not any(hits):
     raise ConfigError(f"freeze={regex!r} matches no parameter. Parameter paths: "

@@ -40,9 +40,15 @@ def _subtree(tree, path: str, what: str):
   return node
 
 
+def param_paths(params) -> list[str]:
+  """"encoder/Dense_0/kernel"-style paths of a params tree, in leaf order."""
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  return ["/".join(str(getattr(k, "key", getattr(k, "idx", k))) for k in path)
+          for path, _ in flat]
+
+
 def _shapes(tree) -> dict[str, tuple]:
-  flat = jax.tree_util.tree_flatten_with_path(tree)[0]
-  return {"/".join(str(getattr(k, "key", k)) for k in p): tuple(np.shape(v)) for p, v in flat}
+  return dict(zip(param_paths(tree), (tuple(np.shape(v)) for v in jax.tree.leaves(tree))))
 
 
 def load_init(init_config, abstract_params) -> dict:
