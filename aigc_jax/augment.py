@@ -209,12 +209,72 @@ def random_mask(rate: float = 0.5, patch: int = 1, value: float = 0.0):
   return f
 
 
+def _check_sequence(op: str, x):
+  if x.ndim not in (1, 2):
+    raise ConfigError(f"{op} needs [L] or [L, C] sequences per example; got shape {x.shape}. "
+                      f"Apply it to a sequence key, after views() if any.")
+
+
+def _centred_time(length: int):
+  """t = 0..L-1 centred on zero, as a column for [L, C] broadcasting."""
+  return jnp.arange(length, dtype=jnp.float32) - (length - 1) / 2.0
+
+
+def _along_time(x, t):
+  return t if x.ndim == 1 else t[:, None]
+
+
+@augment
+def detrend():
+  """Removes each channel's mean and least-squares linear trend over time (deterministic)."""
+
+  def f(rng, x):
+    del rng
+    _check_sequence("detrend", x)
+    t = _along_time(x, _centred_time(x.shape[0]))
+    slope = jnp.sum(x * t, axis=0) / jnp.sum(t * t, axis=0)
+    return x - jnp.mean(x, axis=0) - slope * t
+
+  return f
+
+
+@augment
+def circular_shift(max_shift: int = 10, both_ways: bool = False):
+  """Rolls a sequence in time by s, uniform in [0, max_shift) (or (-max_shift, max_shift) with
+  both_ways): MNIST-1D's signals are translated copies of templates."""
+  _check_int("circular_shift", "max_shift", max_shift, 1)
+  lo = -max_shift + 1 if both_ways else 0
+
+  def f(rng, x):
+    _check_sequence("circular_shift", x)
+    return jnp.roll(x, jax.random.randint(rng, (), lo, max_shift), axis=0)
+
+  return f
+
+
+@augment
+def random_slope_offset(slope: float = 0.04, offset: float = 0.3):
+  """x + a * t + b with a ~ N(0, slope^2), b ~ N(0, offset^2) per example (t centred time)."""
+  slope = _check_number("random_slope_offset", "slope", slope, 0)
+  offset = _check_number("random_slope_offset", "offset", offset, 0)
+
+  def f(rng, x):
+    _check_sequence("random_slope_offset", x)
+    a, b = jax.random.normal(rng, (2,))
+    return x + slope * a * _along_time(x, _centred_time(x.shape[0])) + offset * b
+
+  return f
+
+
 @augment
 def clip(lo: float = 0.0, hi: float = 1.0):
   """Deterministic clip to [lo, hi], e.g. after noise."""
   lo = _check_number("clip", "lo", lo)
   hi = _check_number("clip", "hi", hi, lo)
   return lambda rng, x: jnp.clip(x, lo, hi)
+
+
+DETERMINISTIC = ("clip", "detrend")  # ops that draw nothing: two views stay equal through them
 
 
 class Augment:
@@ -234,6 +294,21 @@ class Augment:
 
   def __bool__(self):
     return bool(self._ops)
+
+  def views(self, key: str = "input") -> int:
+    """How many views `views()` makes of `key` (1: none)."""
+    return next((op.n for _, op, _ in self._ops if isinstance(op, _Views) and op.key == key), 1)
+
+  def randomises_views(self, key: str = "input") -> bool:
+    """Does a random op act on `key` after its views() (else every view is the same)?"""
+    seen = False
+    for text, op, _ in self._ops:
+      if isinstance(op, _Views):
+        seen = seen or op.key == key
+      elif seen and op.key == key and op.out == key and text.split("(")[0].strip() \
+          not in DETERMINISTIC:
+        return True
+    return False
 
   def __repr__(self):
     return f"Augment({self.spec!r})"

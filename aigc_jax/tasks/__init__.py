@@ -16,12 +16,13 @@ from aigc_jax import registry
 #   metrics(variables, batch, rng) -> per-batch sums over real (mask=1) examples, with "count"
 #   finalize(means) -> means plus derived metrics (host side, e.g. perplexity)
 #   predict(variables, x) -> logits          encode(variables, x) -> features [B, F]
+#   project(variables, x) -> a contrastive projection [B, D]
 #   reconstruct(variables, batch, rng) -> images     sample(variables, rng, n, labels) -> images
 #   decode(variables, z) -> images           log_weights(variables, batch, rng, k) -> [B, k]
 #   sample_text(variables, rng, **kw) -> str
 #   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
-EVAL_FNS = ("metrics", "finalize", "predict", "encode", "reconstruct", "sample", "decode",
-            "log_weights", "sample_text", "labels")
+EVAL_FNS = ("metrics", "finalize", "predict", "encode", "project", "reconstruct", "sample",
+            "decode", "log_weights", "sample_text", "labels")
 
 
 @dataclasses.dataclass(frozen=True)
