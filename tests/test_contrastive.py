@@ -114,3 +114,28 @@ def test_views_that_cannot_teach_are_refused(tfds_dir, tmp_path, aug, match):
   c.augment = aug
   with pytest.raises(ConfigError, match=match):
     train.run(c, str(tmp_path))
+
+
+def test_simclr_mnist_views_grid_and_its_encoder_transfers(data_dir, tfds_dir, tmp_path):
+  from experiments import simclr_mnist, transfer_mnist  # pylint: disable=import-outside-toplevel
+  c = simclr_mnist.get_config("quick")
+  c.model.backbone.encoder.update(hidden=(64,), latent_dim=8)
+  c.data.update(data_dir=data_dir, tfds_dir=tfds_dir, batch_size=64)
+  c.train.update(num_epochs=0.0, num_steps=4, eval_every_steps=4, checkpoint_every_steps=4,
+                 progress_bar=False)
+  c.evals = {"views": c.evals.views, "knn": c.evals.knn}
+  s = train.run(c, str(tmp_path / "simclr"))
+  assert 0.1 < s["knn_accuracy"] <= 1.0
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  views = np.asarray(Image.open(tmp_path / "simclr" / "samples" / "views_step_000004.png"))
+  assert views.shape == (8 * 30 + 2, 3 * 30 + 2)  # 8 rows: the original and its two views
+  # The contrastive model keeps the encoder under encoder/encoder; the classifier takes it.
+  ft = transfer_mnist.classifier_config("simclr", 10, 0, str(tmp_path / "simclr"))
+  ft.model.encoder.update(hidden=(64,), latent_dim=8)
+  ft.data.update(data_dir=data_dir, tfds_dir=tfds_dir, batch_size=96)
+  ft.train.update(num_steps=2, eval_every_steps=2, checkpoint_every_steps=2, progress_bar=False)
+  ft.freeze = "^encoder/"
+  train.run(ft, str(tmp_path / "ft"))
+  old = helpers.final_params(str(tmp_path / "simclr"))[1]["encoder"]["encoder"]
+  jax.tree.map(np.testing.assert_array_equal, helpers.final_params(str(tmp_path / "ft"))[1][
+      "encoder"], old)
