@@ -38,9 +38,11 @@ Reconstruction pretraining (AE, VAE) helps with 100 labels per class and a littl
 pretraining of the same encoder does: +3.5 points with 10 labels per class.
 """
 
+import dataclasses
 import json
 import os
 import sys
+from typing import Callable
 
 import ml_collections
 from absl import app, flags, logging
@@ -59,6 +61,20 @@ ENCODER = {"ae": "encoder", "vae": "encoder", "simclr": "encoder/encoder"}
 
 def pretrain_config(rep: str, quick: bool) -> ml_collections.ConfigDict:
   return PRETRAIN[rep].get_config("quick" if quick else None)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+  """One pretrain-then-transfer table: what is pretrained, how a labelled run is configured."""
+  rows: tuple  # representations, e.g. ("pixels", "random", "ae")
+  pretrain: Callable  # (rep, quick) -> config of its unlabelled run, for reps in `pretrained`
+  pretrained: tuple
+  classifier: Callable  # (rep, labels per class, seed, init workdir, probe) -> config
+  names: dict
+  title: str
+  labels: tuple = LABELS
+  seeds: tuple = SEEDS
+  knn_k: int = 20
 
 
 def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
@@ -94,17 +110,19 @@ def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
   return c
 
 
-def run(workdir: str, quick: bool = False, seeds=SEEDS, labels=LABELS, rows=ROWS) -> dict:
+def run(workdir: str, quick: bool = False, spec: Table | None = None) -> dict:
   """Every stage (each resumable), then the table: {row: {column: stats}}."""
+  spec = spec or MNIST
+  labels, seeds = spec.labels, spec.seeds
   init = {}
-  for rep in rows:
-    if rep in PRETRAIN:
+  for rep in spec.rows:
+    if rep in spec.pretrained:
       init[rep] = os.path.join(workdir, f"pretrain_{rep}")
       print(f"== pretraining {rep} -> {init[rep]}", flush=True)
-      train.run(pretrain_config(rep, quick), init[rep])
+      train.run(spec.pretrain(rep, quick), init[rep])
   table = {}
-  for rep in rows:
-    probe = train.run(classifier_config(rep, 0, 0, init.get(rep, ""), probe=True),
+  for rep in spec.rows:
+    probe = train.run(spec.classifier(rep, 0, 0, init.get(rep, ""), True),
                       os.path.join(workdir, "probe", rep))
     row = {"linear_probe": probe["probe_accuracy"], "knn": probe["knn_accuracy"]}
     for n in labels:
@@ -112,7 +130,7 @@ def run(workdir: str, quick: bool = False, seeds=SEEDS, labels=LABELS, rows=ROWS
       for seed in seeds:
         sub = os.path.join(workdir, "finetune", f"{rep}_labels{n or 'all'}_seed{seed}")
         print(f"== {rep}, {n or 'all'} labels per class, seed {seed} -> {sub}", flush=True)
-        s = train.run(classifier_config(rep, n, seed, init.get(rep, "")), sub)
+        s = train.run(spec.classifier(rep, n, seed, init.get(rep, ""), False), sub)
         results.append(({"seed": seed}, {"test_accuracy": s["test_accuracy"]}))
       agg = sweep.aggregate(results, {})["all"]["test_accuracy"]
       row[f"finetune_{n or 'all'}"] = agg
@@ -120,35 +138,38 @@ def run(workdir: str, quick: bool = False, seeds=SEEDS, labels=LABELS, rows=ROWS
   os.makedirs(workdir, exist_ok=True)
   with open(os.path.join(workdir, "transfer.json"), "w") as f:
     json.dump(table, f, indent=2)
-  md = markdown(table, labels, len(seeds))
+  md = markdown(table, spec)
   with open(os.path.join(workdir, "transfer.md"), "w") as f:
     f.write(md)
-  chart(table, labels, os.path.join(workdir, "transfer.png"))
+  chart(table, spec, os.path.join(workdir, "transfer.png"))
   print(md, flush=True)
   return table
 
 
-def chart(table: dict, labels, path: str) -> None:
+def chart(table: dict, spec: Table, path: str) -> None:
   """Grouped bars: a group per column (probe, kNN, fine-tuning budgets), a bar per representation,
   seed spread as error bars."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  labels = spec.labels
   cols = ["linear_probe", "knn"] + [f"finetune_{n or 'all'}" for n in labels]
   names = ["linear probe", "kNN"] + [f"{n or 'all'} labels/class" for n in labels]
   fig, ax = plt.subplots(figsize=(12, 4.5))
   width = 0.8 / len(table)
+  lowest = 100.0
   for i, (rep, row) in enumerate(table.items()):
     means = [100 * (row[c]["mean"] if isinstance(row[c], dict) else row[c]) for c in cols]
     errs = [100 * row[c]["std"] if isinstance(row[c], dict) else 0.0 for c in cols]
+    lowest = min(lowest, *means)
     ax.bar([j + (i - (len(table) - 1) / 2) * width for j in range(len(cols))], means, width,
-           yerr=errs, capsize=2, label=NAMES.get(rep, rep))
+           yerr=errs, capsize=2, label=spec.names.get(rep, rep))
   ax.set_xticks(range(len(cols)), names)
   ax.set_ylabel("test accuracy (%)")
-  ax.set_ylim(50, 100)
+  ax.set_ylim(max(0.0, 10 * (lowest // 10) - 10), 100)  # bars start below the lowest
   ax.grid(axis="y", alpha=0.3)
   ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
-  ax.set_title("MNIST carve: pretrain, then probe or fine-tune (mean ± std over seeds)")
+  ax.set_title(f"{spec.title}: pretrain, then probe or fine-tune (mean ± std over seeds)")
   fig.tight_layout()
   fig.savefig(path, dpi=100)
   plt.close(fig)
@@ -156,22 +177,25 @@ def chart(table: dict, labels, path: str) -> None:
 
 NAMES = {"pixels": "raw pixels (784)", "random": "random-init encoder (scratch)",
          "ae": "AE encoder", "vae": "VAE encoder (mean)", "simclr": "SimCLR encoder"}
+MNIST = Table(rows=ROWS, pretrain=pretrain_config, pretrained=tuple(PRETRAIN),
+              classifier=classifier_config, names=NAMES, title="MNIST carve (2,000 test images)")
 
 
-def markdown(table: dict, labels, num_seeds: int) -> str:
+def markdown(table: dict, spec: Table) -> str:
+  labels = spec.labels
   cols = [f"{n or 'all'} labels/class" for n in labels]
-  lines = [f"| representation | linear probe | kNN (k=20) | {' | '.join(cols)} |",
+  lines = [f"| representation | linear probe | kNN (k={spec.knn_k}) | {' | '.join(cols)} |",
            "|---|---|---|" + "---|" * len(cols)]
   for rep, row in table.items():
     cells = []
     for n in labels:
       a = row[f"finetune_{n or 'all'}"]
       cells.append(f"{100 * a['mean']:.1f} ± {100 * a['std']:.1f}")
-    lines.append(f"| {NAMES.get(rep, rep)} | {100 * row['linear_probe']:.1f} | "
+    lines.append(f"| {spec.names.get(rep, rep)} | {100 * row['linear_probe']:.1f} | "
                  f"{100 * row['knn']:.1f} | {' | '.join(cells)} |")
   lines.append("")
-  lines.append(f"Test accuracy (%) on the 2,000 held-out images; fine-tuning: mean ± std over "
-               f"{num_seeds} seeds (each its own labelled subset).")
+  lines.append(f"{spec.title}. Test accuracy (%); fine-tuning: mean ± std over "
+               f"{len(spec.seeds)} seeds (each its own labelled subset).")
   return "\n".join(lines) + "\n"
 
 

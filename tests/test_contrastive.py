@@ -139,3 +139,19 @@ def test_simclr_mnist_views_grid_and_its_encoder_transfers(data_dir, tfds_dir, t
   old = helpers.final_params(str(tmp_path / "simclr"))[1]["encoder"]["encoder"]
   jax.tree.map(np.testing.assert_array_equal, helpers.final_params(str(tmp_path / "ft"))[1][
       "encoder"], old)
+
+
+def test_simclr_mnist1d_convolutions_transfer_into_the_papers_cnn(tfds_dir, tmp_path):
+  from experiments import transfer_mnist1d  # pylint: disable=import-outside-toplevel
+  c = _tiny(tfds_dir, steps=3)
+  train.run(c, str(tmp_path / "simclr"))
+  ft = transfer_mnist1d.classifier_config("simclr", 10, 0, str(tmp_path / "simclr"), probe=True)
+  ft.data.tfds_dir = tfds_dir
+  ft.train.update(num_steps=2, progress_bar=False)
+  ft.evals.probe.l2_grid = (1e-3,)
+  s = train.run(ft, str(tmp_path / "probe"))
+  assert 0.1 < s["probe_accuracy"] <= 1.0 and 0.1 < s["knn_accuracy"] <= 1.0
+  old = helpers.final_params(str(tmp_path / "simclr"))[1]["encoder"]
+  new = helpers.final_params(str(tmp_path / "probe"))[1]
+  for conv in ("Conv_0", "Conv_1", "Conv_2"):  # loaded and frozen: bit for bit
+    jax.tree.map(np.testing.assert_array_equal, new[conv], old[conv])

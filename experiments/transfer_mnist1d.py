@@ -1,0 +1,89 @@
+"""SimCLR on MNIST-1D, then few labels: the pretrain-then-transfer table beside the paper's
+supervised table.
+
+  python -m experiments.transfer_mnist1d --workdir=DIR [--variant=quick]
+
+Rows: the raw sequences (logistic regression), the paper's 1-d CNN from scratch, and the same CNN
+whose convolutions come from `simclr_mnist1d:long` (800 epochs; `--variant=quick`: the
+notebook's 200) through `config.init` ("Conv_i <- encoder/Conv_i"). Columns: linear probe and kNN
+(k=10, cosine) of the frozen 125-d representation with all 4,000 training labels, then
+fine-tuning the whole CNN on 10, 100 or all 400 labels per class (stratified, a new draw per
+seed), seeds 0, 1, 2, with the paper's recipe: Adam 1e-2, batch 100; 300, 600 and 6,000 steps.
+Test accuracy on the 1,000 test sequences. Every stage is a resumable workdir under DIR; the
+table lands in DIR/transfer.md, .json and .png.
+
+Measured (2-core CPU, 1 min 55 s for the whole command, one run; test accuracy %, fine-tuning
+mean ± std over seeds 0-2):
+
+  representation        probe  kNN   10/class     100/class    all
+  raw sequences          32.0  50.5  20.1 ± 3.1   29.7 ± 0.8   31.3 ± 1.0
+  1-d CNN from scratch   45.6  49.4  22.8 ± 3.0   67.8 ± 2.6   93.5 ± 1.5
+  SimCLR-pretrained      88.9  86.7  53.6 ± 4.9   83.3 ± 1.2   93.5 ± 0.4
+
+The scratch CNN with all labels is the paper's supervised recipe: 93.5 ± 1.5 as in
+experiments/mnist1d.py.
+"""
+
+import sys
+
+import ml_collections
+from absl import app, flags, logging
+
+from aigc_jax.errors import ConfigError
+from experiments import common, mnist1d, simclr_mnist1d, transfer_mnist
+
+ROWS = ("pixels", "random", "simclr")
+NAMES = {"pixels": "raw sequences (40)", "random": "1-d CNN from scratch",
+         "simclr": "1-d CNN, SimCLR-pretrained"}
+CONVS = "Conv_0<-encoder/Conv_0, Conv_1<-encoder/Conv_1, Conv_2<-encoder/Conv_2"
+
+
+def pretrain_config(rep: str, quick: bool) -> ml_collections.ConfigDict:
+  del rep
+  c = simclr_mnist1d.get_config(None if quick else "long")
+  c.sweep = ()  # one pretraining run (seed 0) serves every labelled seed
+  return c
+
+
+def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
+                      probe: bool = False) -> ml_collections.ConfigDict:
+  c = mnist1d.get_config()
+  c.sweep, c.seed = (), seed
+  c.model = ml_collections.ConfigDict(
+      dict(mnist1d.MODELS[0]) if rep == "pixels" else dict(mnist1d.MODELS[2]))
+  c.data.labels_per_class = labels
+  c.train.num_steps = {10: 300, 100: 600}.get(labels, 6000)
+  c.train.update(eval_every_steps=100_000, checkpoint_every_steps=100_000,
+                 progress_bar=True)
+  if init_workdir:
+    c.init.update(workdir=init_workdir, checkpoint="latest", map=CONVS)
+  if probe:
+    c.train.num_steps = 40  # one epoch for the head; the probes are exact
+    fn = "input" if rep == "pixels" else "encode"
+    if rep != "pixels":
+      c.freeze = "^Conv_"
+    common.add_eval(c, "probe", "linear_probe", fn=fn, every_steps=-1)
+    common.add_eval(c, "knn", "knn", fn=fn, k=10, every_steps=-1)
+  return c
+
+
+MNIST1D = transfer_mnist.Table(
+    rows=ROWS, pretrain=pretrain_config, pretrained=("simclr",), classifier=classifier_config,
+    names=NAMES, title="MNIST-1D (1,000 test sequences)", knn_k=10)
+
+
+def main(argv):
+  del argv
+  logging.set_verbosity(logging.WARNING)
+  try:
+    transfer_mnist.run(flags.FLAGS.workdir, quick=flags.FLAGS.variant == "quick", spec=MNIST1D)
+  except ConfigError as e:
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+  flags.DEFINE_string("workdir", None, "Where every stage's workdir and the table go.",
+                      required=True)
+  flags.DEFINE_enum("variant", "", ["", "quick"], "quick: the notebook's 200 pretraining epochs.")
+  app.run(main)
