@@ -2,6 +2,8 @@
 
 Rows alternate: originals, (the corrupted inputs, when the task denoises: `augment` writing
 "corrupted"), reconstructions; the same first `num` examples of the split at every evaluation.
+A task whose `reconstruct` returns a dict of image batches (MAE: masked input, reconstruction)
+gets a row per entry after the originals.
 """
 
 import os
@@ -37,7 +39,10 @@ def make(name, ec, ctx):
   def run(variables, step, rng):
     batch = next(ctx.batches(ec.split, ec.batch_size, ec.augment))
     recon = fn(variables, batch, rng)
-    rows = [batch["input"]] + ([batch["corrupted"]] if "corrupted" in batch else []) + [recon]
+    if isinstance(recon, dict):  # e.g. {"masked": ..., "reconstruction": ...} (MAE)
+      rows = [batch["input"], *recon.values()]
+    else:
+      rows = [batch["input"]] + ([batch["corrupted"]] if "corrupted" in batch else []) + [recon]
     imgs = [evaluators.to_host(r)[:n].reshape((n,) + _hwc(batch["input"].shape[1:]))
             for r in rows]
     # Interleave row blocks: a row of originals, then the same examples reconstructed.

@@ -30,9 +30,13 @@ def rotary(x_BTNH, positions_T, base: float = 10000.0):
   return jnp.concatenate([x1 * cos - x2 * sin, x1 * sin + x2 * cos], -1).astype(x_BTNH.dtype)
 
 
-def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None):
+def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None,
+                     causal: bool = True):
+  """Self-attention, causal by default; causal=False lets every position see every other
+  (encoders: ViT, masked language models)."""
   impl = choose(q_BTNH.dtype, implementation)
-  return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=True, implementation=impl)
+  return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
+                                      implementation=impl)
 
 
 def cached_attention(q_BTNH, k_BTNH, v_BTNH, cache_k_BSNH, cache_v_BSNH, index):

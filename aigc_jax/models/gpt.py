@@ -35,6 +35,7 @@ class Block(nn.Module):
   attention_impl: str
   use_bias: bool
   rotary: bool
+  causal: bool = True  # False: bidirectional (a ViT or masked-LM encoder block)
 
   @nn.compact
   def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0):
@@ -58,7 +59,8 @@ class Block(nn.Module):
     if decode and not self.is_initializing():
       a_BTNH, ck.value, cv.value = attention.cached_attention(q, k, v, ck.value, cv.value, index)
     else:
-      a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl)
+      a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl,
+                                          causal=self.causal)
     a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
                         kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
                         bias_init=_zeros(("embed",)))(a_BTNH)

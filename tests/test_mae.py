@@ -1,0 +1,92 @@
+"""Masked autoencoder: masking, a bidirectional ViT, the reconstruction grid, errors, resume."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aigc_jax import models, sharding, train
+from aigc_jax.errors import ConfigError
+from aigc_jax.models.mae import mask_ids
+from experiments import mae_mnist
+from tests import helpers
+
+
+def _tiny(data_dir, tfds_dir, steps=6):
+  c = mae_mnist.get_config("quick")
+  c.model.update(width=16, depth=1, num_heads=2, decoder_width=8)
+  c.data.update(data_dir=data_dir, tfds_dir=tfds_dir, batch_size=64)
+  c.optim.warmup_steps = 2
+  c.train.update(num_epochs=0.0, num_steps=steps, log_every_steps=2, eval_every_steps=steps,
+                 checkpoint_every_steps=3, progress_bar=False)
+  c.evals = {"test": c.evals.test, "reconstructions": c.evals.reconstructions}
+  return c
+
+
+def test_mask_ids_keep_a_quarter_and_restore_the_order():
+  keep, restore, mask = mask_ids(jax.random.PRNGKey(0), 5, 16, 0.75)
+  assert keep.shape == (5, 4) and np.all(np.asarray(mask).sum(1) == 12)
+  # Kept patches are exactly the unmasked ones, and restore inverts the shuffle.
+  for k, r, m in zip(np.asarray(keep), np.asarray(restore), np.asarray(mask)):
+    assert set(k) == set(np.flatnonzero(m == 0))
+    assert len(set(r)) == 16
+  assert not np.array_equal(keep[0], keep[1])  # a fresh subset per example
+
+
+def test_encoder_sees_only_visible_patches_and_attends_both_ways():
+  m = models.get_model({"name": "mae", "image_size": 8, "patch": 4, "width": 16, "depth": 1,
+                        "num_heads": 2, "decoder_width": 8})
+  x = np.random.default_rng(0).uniform(size=(2, 8, 8)).astype(np.float32)
+  v = m.init(jax.random.PRNGKey(0), x)
+  keep = jnp.array([[0, 3], [1, 2]])
+  out = m.apply(v, x, keep, method=m.encode)
+  assert out.shape == (2, 2, 16)
+  # Changing a hidden patch (patch 1 of example 0) changes nothing the encoder returns ...
+  y = x.copy()
+  y[0, :4, 4:] += 1.0
+  np.testing.assert_allclose(m.apply(v, y, keep, method=m.encode)[0], out[0], atol=1e-6)
+  # ... changing visible patch 3 (the last) changes the code of patch 0: no causal mask.
+  z = x.copy()
+  z[0, 4:, 4:] += 1.0
+  assert not np.allclose(m.apply(v, z, keep, method=m.encode)[0, 0], out[0, 0], atol=1e-4)
+
+
+def test_mae_trains_draws_its_grid_and_resumes_exactly(data_dir, tfds_dir, tmp_path, monkeypatch):
+  c = _tiny(data_dir, tfds_dir)
+  s1 = train.run(c, str(tmp_path / "straight"))
+  assert s1["test_loss"] > 0
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  grid = np.asarray(Image.open(tmp_path / "straight" / "samples" /
+                               "reconstructions_step_000006.png"))
+  assert grid.shape[0] == 4 * 3 * 30 + 2  # 4 rows of examples x (original, masked, recon)
+  real, calls = sharding.host_to_global, {"n": 0}
+
+  def crash_after_four(batch, mesh):
+    calls["n"] += 1
+    if calls["n"] > 4:
+      raise RuntimeError("simulated crash")
+    return real(batch, mesh)
+
+  monkeypatch.setattr(sharding, "host_to_global", crash_after_four)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train.run(c, str(tmp_path / "crashed"))
+  monkeypatch.setattr(sharding, "host_to_global", real)
+  assert train.run(c, str(tmp_path / "crashed")) == s1
+  jax.tree.map(np.testing.assert_array_equal, helpers.final_params(str(tmp_path / "straight"))[1],
+               helpers.final_params(str(tmp_path / "crashed"))[1])
+
+
+@pytest.mark.parametrize("change,match", [
+    ({"model.patch": 5}, "does not divide model.image_size=28"),
+    ({"mae.mask_ratio": 1.0}, r"must be in \(0, 1\)"),
+    ({"mae.mask_ratio": 0.0}, r"must be in \(0, 1\)"),
+])
+def test_bad_mae_configs(data_dir, tfds_dir, tmp_path, change, match):
+  c = _tiny(data_dir, tfds_dir)
+  for k, v in change.items():
+    section, key = k.split(".")
+    c[section][key] = v
+  with pytest.raises(ConfigError, match=match):
+    train.run(c, str(tmp_path))
