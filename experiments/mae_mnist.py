@@ -12,7 +12,9 @@ Commands:
   python -m experiments.mae_mnist --workdir=DIR
   python -m aigc_jax.main --config=experiments/mae_mnist.py:quick --workdir=DIR
 
-Measured: see README.md ("Masked autoencoder").
+Measured (2-core CPU, one run each): default hidden-patch mse 0.0601, probe 84.2%, kNN 61.3%,
+1 min 42 s; quick 0.0681, 70.2%, 34.6%, 46 s. Undertrained: the mean image scores ~0.067, and the
+reconstructions are blurred where patches were hidden; MAE needs far longer schedules.
 """
 
 import ml_collections
