@@ -199,18 +199,23 @@ def markdown(table: dict, spec: Table) -> str:
   return "\n".join(lines) + "\n"
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file operation at INFO
-  try:
-    run(flags.FLAGS.workdir, quick=flags.FLAGS.variant == "quick")
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+def cli(spec: Table, quick_help: str) -> None:
+  """`python -m experiments.<table> --workdir=DIR [--variant=quick]` for a Table."""
+  flags.DEFINE_string("workdir", None, "Where every stage's workdir and the table go.",
+                      required=True)
+  flags.DEFINE_enum("variant", "", ["", "quick"], quick_help)
+
+  def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # orbax and tfds log every file operation at INFO
+    try:
+      run(flags.FLAGS.workdir, quick=flags.FLAGS.variant == "quick", spec=spec)
+    except ConfigError as e:
+      print(f"error: {e}", file=sys.stderr)
+      sys.exit(2)
+
+  app.run(main)
 
 
 if __name__ == "__main__":
-  flags.DEFINE_string("workdir", None, "Where every stage's workdir and the table go.",
-                      required=True)
-  flags.DEFINE_enum("variant", "", ["", "quick"], "quick: the pretraining runs' quick variants.")
-  app.run(main)
+  cli(MNIST, "quick: the pretraining runs' quick variants.")

@@ -24,12 +24,8 @@ The scratch CNN with all labels is the paper's supervised recipe: 93.5 ± 1.5 as
 experiments/mnist1d.py.
 """
 
-import sys
-
 import ml_collections
-from absl import app, flags, logging
 
-from aigc_jax.errors import ConfigError
 from experiments import common, mnist1d, simclr_mnist1d, transfer_mnist
 
 ROWS = ("pixels", "random", "simclr")
@@ -72,18 +68,5 @@ MNIST1D = transfer_mnist.Table(
     names=NAMES, title="MNIST-1D (1,000 test sequences)", knn_k=10)
 
 
-def main(argv):
-  del argv
-  logging.set_verbosity(logging.WARNING)
-  try:
-    transfer_mnist.run(flags.FLAGS.workdir, quick=flags.FLAGS.variant == "quick", spec=MNIST1D)
-  except ConfigError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
-
-
 if __name__ == "__main__":
-  flags.DEFINE_string("workdir", None, "Where every stage's workdir and the table go.",
-                      required=True)
-  flags.DEFINE_enum("variant", "", ["", "quick"], "quick: the notebook's 200 pretraining epochs.")
-  app.run(main)
+  transfer_mnist.cli(MNIST1D, "quick: the notebook's 200 pretraining epochs.")

@@ -45,3 +45,30 @@ def final_params(workdir: str):
   """The raw parameter arrays of the latest checkpoint (numpy)."""
   step, raw = final_state(workdir)
   return step, raw["params"]
+
+
+def crash_and_resume(config, tmp_path, monkeypatch, after_batches: int = 4):
+  """Runs `config` straight through, then again with a crash after `after_batches` batches and
+  a rerun of the same command; returns (straight summary, resumed summary) and checks that the
+  final parameters are equal bit for bit."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  import pytest  # pylint: disable=import-outside-toplevel
+  from aigc_jax import sharding, train  # pylint: disable=import-outside-toplevel
+  straight, crashed = str(tmp_path / "straight"), str(tmp_path / "crashed")
+  s1 = train.run(config, straight)
+  real, calls = sharding.host_to_global, {"n": 0}
+
+  def crash(batch, mesh):
+    calls["n"] += 1
+    if calls["n"] > after_batches:
+      raise RuntimeError("simulated crash")
+    return real(batch, mesh)
+
+  monkeypatch.setattr(sharding, "host_to_global", crash)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    train.run(config, crashed)
+  monkeypatch.setattr(sharding, "host_to_global", real)
+  s2 = train.run(config, crashed)
+  jax.tree.map(np.testing.assert_array_equal, final_params(straight)[1], final_params(crashed)[1])
+  return s1, s2

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aigc_jax import augment, sharding, train
+from aigc_jax import augment, train
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import contrastive
 from experiments import simclr_mnist1d
@@ -84,24 +84,8 @@ def test_negatives_span_the_global_batch_one_device_equals_eight(tfds_dir, tmp_p
 
 
 def test_contrastive_run_resumes_exactly(tfds_dir, tmp_path, monkeypatch):
-  c = _tiny(tfds_dir)
-  s1 = train.run(c, str(tmp_path / "straight"))
-  real, calls = sharding.host_to_global, {"n": 0}
-
-  def crash_after_four(batch, mesh):
-    calls["n"] += 1
-    if calls["n"] > 4:
-      raise RuntimeError("simulated crash")
-    return real(batch, mesh)
-
-  monkeypatch.setattr(sharding, "host_to_global", crash_after_four)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    train.run(c, str(tmp_path / "crashed"))
-  monkeypatch.setattr(sharding, "host_to_global", real)
-  assert helpers.final_params(str(tmp_path / "crashed"))[0] == 3
-  assert train.run(c, str(tmp_path / "crashed")) == s1
-  jax.tree.map(np.testing.assert_array_equal, helpers.final_params(str(tmp_path / "straight"))[1],
-               helpers.final_params(str(tmp_path / "crashed"))[1])
+  s1, s2 = helpers.crash_and_resume(_tiny(tfds_dir), tmp_path, monkeypatch)
+  assert s1 == s2 and helpers.final_params(str(tmp_path / "crashed"))[0] == 6
 
 
 @pytest.mark.parametrize("aug,match", [

@@ -1,13 +1,11 @@
 """Masked autoencoder: masking, a bidirectional ViT, the reconstruction grid, errors, resume."""
 
-import os
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aigc_jax import models, sharding, train
+from aigc_jax import models, train
 from aigc_jax.errors import ConfigError
 from aigc_jax.models.mae import mask_ids
 from experiments import mae_mnist
@@ -61,21 +59,8 @@ def test_mae_trains_draws_its_grid_and_resumes_exactly(data_dir, tfds_dir, tmp_p
   grid = np.asarray(Image.open(tmp_path / "straight" / "samples" /
                                "reconstructions_step_000006.png"))
   assert grid.shape[0] == 4 * 3 * 30 + 2  # 4 rows of examples x (original, masked, recon)
-  real, calls = sharding.host_to_global, {"n": 0}
-
-  def crash_after_four(batch, mesh):
-    calls["n"] += 1
-    if calls["n"] > 4:
-      raise RuntimeError("simulated crash")
-    return real(batch, mesh)
-
-  monkeypatch.setattr(sharding, "host_to_global", crash_after_four)
-  with pytest.raises(RuntimeError, match="simulated crash"):
-    train.run(c, str(tmp_path / "crashed"))
-  monkeypatch.setattr(sharding, "host_to_global", real)
-  assert train.run(c, str(tmp_path / "crashed")) == s1
-  jax.tree.map(np.testing.assert_array_equal, helpers.final_params(str(tmp_path / "straight"))[1],
-               helpers.final_params(str(tmp_path / "crashed"))[1])
+  s1b, s2 = helpers.crash_and_resume(c, tmp_path / "resume", monkeypatch)
+  assert s1b == s2 == s1
 
 
 @pytest.mark.parametrize("change,match", [
