@@ -138,3 +138,14 @@ def test_parse_map():
   assert transfer.parse_map("") == [("", "")]
   assert transfer.parse_map("encoder") == [("encoder", "encoder")]
   assert transfer.parse_map(" a/b <- c , d<-e/f/") == [("a/b", "c"), ("d", "e/f")]
+
+
+def test_fine_tuning_from_another_architecture_names_the_mismatch(pretrained, data_dir,
+                                                                  tfds_dir, tmp_path):
+  # A convolutional encoder cannot start from the pretrained MLP encoder: the error lists the
+  # parameters only one side has, before anything is compiled.
+  c = _classifier(data_dir, tfds_dir, pretrained)
+  c.model.encoder.update(kind="conv", hidden=(8, 16))
+  with pytest.raises(ConfigError, match=r"subtrees hold different parameters \(only new: "
+                                        r"\['conv_0/.*only old: \['hidden_0/"):
+    train.run(c, str(tmp_path))
