@@ -197,9 +197,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   else:
     state = init_state(transfer.load_init(config.init, abstract_params))
 
+  whole_train = {} if config.data.labels_per_class else {config.data.train_split: train_split}
   ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,
                            variables_sharding={"params": state_sh.params,
-                                               **state_sh.model_state})
+                                               **state_sh.model_state}, splits=whole_train)
   evals = evaluators.build(config, ctx)
   best_prefix = _best_prefix(config, evals)
 

@@ -11,6 +11,7 @@ same parameters with the same shapes. The loaded arrays enter the jitted init as
 step.sharded_state), so they are never baked into a compiled program as constants.
 """
 
+import flax.linen as nn
 import jax
 import numpy as np
 
@@ -83,8 +84,6 @@ def load_init(init_config, abstract_params) -> dict:
 def replace_subtrees(params, loaded: dict):
   """`params` (possibly boxed with logical names) with the subtrees in `loaded` swapped in,
   cast to the new parameters' dtypes; traceable."""
-  import flax.linen as nn  # pylint: disable=import-outside-toplevel
-
   def put(node, parts, value):
     if not parts:
       return jax.tree.map(

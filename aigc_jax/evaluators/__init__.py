@@ -12,6 +12,7 @@ logged as `{"split": name, ...}` in metrics.jsonl, as `name/metric` in TensorBoa
 
 import dataclasses
 import functools
+import importlib
 import zlib
 
 import jax
@@ -42,7 +43,6 @@ def _module(type_: str):
 @functools.cache
 def types() -> list[str]:
   """Modules of this package that define an evaluator (have `make`)."""
-  import importlib  # pylint: disable=import-outside-toplevel
   return [n for n in registry.available("aigc_jax.evaluators")
           if hasattr(importlib.import_module(f"aigc_jax.evaluators.{n}"), "make")]
 
@@ -96,7 +96,8 @@ class Context:
   mesh: jax.sharding.Mesh
   workdir: str
   variables_sharding: object  # of {"params": ..., **model_state}
-  _splits: dict = dataclasses.field(default_factory=dict)
+  # Splits already loaded, by name (the loop passes the training split: read once, not twice).
+  splits: dict = dataclasses.field(default_factory=dict)
 
   @property
   def batch_sharding(self):
@@ -113,9 +114,9 @@ class Context:
 
   def split(self, name: str) -> pipeline.Split:
     """A whole data split (preprocessed), loaded once per run."""
-    if name not in self._splits:
-      self._splits[name] = pipeline.load_split(self.config.data, name)
-    return self._splits[name]
+    if name not in self.splits:
+      self.splits[name] = pipeline.load_split(self.config.data, name)
+    return self.splits[name]
 
   def require_labels(self, split: str, evaluator: str) -> None:
     if "label" not in self.split(split).example_spec():

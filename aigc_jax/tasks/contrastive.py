@@ -28,6 +28,10 @@ def configure(c) -> None:
   c.contrastive = ml_collections.ConfigDict({"temperature": 0.5, "negatives": "all"})
 
 
+def _unit(z):
+  return z / jnp.linalg.norm(z, axis=-1, keepdims=True).clip(1e-12)
+
+
 def info_nce(z_B2D, temperature: float, negatives: str):
   """Mean InfoNCE of projections z [B, 2, D] (cosine similarity / temperature)."""
   z = z_B2D.astype(jnp.float32)
@@ -35,7 +39,7 @@ def info_nce(z_B2D, temperature: float, negatives: str):
   if negatives == "all":
     labels = jnp.repeat(jnp.arange(b), 2)
     return optax.losses.ntxent(z.reshape(2 * b, -1), labels, temperature)
-  z = z / jnp.linalg.norm(z, axis=-1, keepdims=True).clip(1e-12)
+  z = _unit(z)
   logits = z[:, 0] @ z[:, 1].T / temperature
   return jnp.mean(losses.softmax_cross_entropy(logits=logits, labels=jnp.arange(b)))
 
@@ -77,7 +81,7 @@ def make(config) -> Task:
   def loss(params, state, batch, rng, step):
     del rng, step
     z = project_views({"params": params, **state}, batch["input"])
-    z_n = z / jnp.linalg.norm(z, axis=-1, keepdims=True).clip(1e-12)
+    z_n = _unit(z)
     agreement = jnp.mean(jnp.sum(z_n[:, 0] * z_n[:, 1], axis=-1))
     return info_nce(z, cc.temperature, cc.negatives), ({"positive_cosine": agreement}, {})
 
