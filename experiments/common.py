@@ -40,6 +40,9 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
        "channels": 0,  # 1 (grey) or 3 (RGB); 0 takes the first image's
        "train_fraction": 0.8,  # used when the folder has no train/ and test/ sub-folders
        "seed": 0})
+  # speakers/<folder>: lines of a play labelled with their speaker (aigc_jax/data/builders/speakers.py)
+  c.data.speakers = ml_collections.ConfigDict(
+      {"num_speakers": 10, "unit": "line", "test_fraction": 0.2, "seed": 0})
   # Language-model input (aigc_jax/data/lm.py): a tokenizer name turns a text data set into
   # token sequences of seq_len + 1 (inputs and shifted targets).
   c.data.tokenizer = ""  # "" (off) | char | byte | bpe:<vocab size> | unigram:<vocab size>

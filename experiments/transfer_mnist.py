@@ -75,6 +75,9 @@ class Table:
   labels: tuple = LABELS
   seeds: tuple = SEEDS
   knn_k: int = 20
+  # Rows trained from scratch that still need a pretrained run's artifacts (its tokenizer),
+  # not its weights: row -> pretrained row whose workdir the classifier is given.
+  borrows: dict = dataclasses.field(default_factory=dict)
 
 
 def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
@@ -120,6 +123,8 @@ def run(workdir: str, quick: bool = False, spec: Table | None = None) -> dict:
       init[rep] = os.path.join(workdir, f"pretrain_{rep}")
       print(f"== pretraining {rep} -> {init[rep]}", flush=True)
       train.run(spec.pretrain(rep, quick), init[rep])
+  for rep, lender in spec.borrows.items():
+    init[rep] = init[lender]
   table = {}
   for rep in spec.rows:
     probe = train.run(spec.classifier(rep, 0, 0, init.get(rep, ""), True),

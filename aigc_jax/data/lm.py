@@ -9,6 +9,9 @@ so corpora larger than memory work). An example is `seq_len + 1` consecutive tok
   replacement and resumable).
 Evaluation splits are always packed and cover every token: the last, partial sequence is padded
 and its padding masked out by `target_mask`.
+- `examples`: each record is one example (text classification): its first `seq_len` tokens as
+  `input`, padded at the end with PAD (-1; models treat negative ids as padding), and the
+  record's other scalar features (e.g. `label`) alongside; held in memory.
 """
 
 import json
@@ -17,11 +20,12 @@ import os
 import numpy as np
 
 from aigc_jax import writers
-from aigc_jax.data import sources, tokenizers
+from aigc_jax.data import pipeline, sources, tokenizers
 from aigc_jax.data.builders.text_files import REPORT
 from aigc_jax.errors import ConfigError
 
-PACKING = ("packed", "windows")
+PACKING = ("packed", "windows", "examples")
+PAD = -1
 _CHUNK = 1024  # documents tokenised at a time
 
 
@@ -170,10 +174,38 @@ class TokenSplit:
     return out
 
 
-def load_split(data_config, split: str) -> TokenSplit:
+def example_columns(builder, tokenizer, split: str, seq_len: int) -> dict[str, np.ndarray]:
+  """Every record of `split` as one example: {"input": [N, seq_len] ids padded with PAD, and the
+  record's scalar features}."""
+  source = sources.get_source(builder, split)
+  rows = [source[i] for i in range(len(source))]
+  if not rows:
+    raise ConfigError(f"Split {split!r} of {builder.name!r} is empty.")
+  if "text" not in rows[0]:
+    raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rows[0])}); "
+                      "data.packing='examples' needs text records.")
+  texts = [r["text"].decode("utf-8") if isinstance(r["text"], bytes) else str(r["text"])
+           for r in rows]
+  ids = np.full((len(rows), seq_len), PAD, np.int32)
+  for i, text in enumerate(texts):
+    x = tokenizer.encode(text)[:seq_len]
+    if not len(x):
+      raise ConfigError(f"Record {i} of split {split!r} encodes to no tokens; drop empty texts.")
+    ids[i, :len(x)] = x
+  out = {"input": ids}
+  for k, v in rows[0].items():
+    if k != "text" and np.ndim(v) == 0:
+      out[k] = np.asarray([r[k] for r in rows]).astype(
+          np.int32 if np.issubdtype(np.asarray(v).dtype, np.integer) else np.float32)
+  return out
+
+
+def load_split(data_config, split: str):
   validate(data_config)
   builder = sources.get_builder(data_config)
   tok = get_tokenizer(data_config, builder)
+  if data_config.packing == "examples":
+    return pipeline.Split(example_columns(builder, tok, split, data_config.seq_len), None, None)
   stream, meta = token_stream(builder, tok, data_config.tokenizer, split)
   if split == data_config.train_split:
     return TokenSplit(stream, data_config.seq_len, data_config.packing,

@@ -20,6 +20,7 @@ from aigc_jax import writers
 from aigc_jax.errors import ConfigError
 
 EOT = "<|endoftext|>"
+MASK = "<|mask|>"  # masked language models' [MASK]
 _NAME = re.compile(r"^(char|byte|(bpe|unigram):(\d+))$")
 
 
@@ -140,6 +141,54 @@ class SentencePieceTokenizer:
     return {"kind": self.kind, "model": base64.b64encode(self.model).decode("ascii")}
 
 
+class WithSpecials:
+  """Another tokenizer plus special tokens numbered after its vocabulary (e.g. a masked LM's
+  [MASK]): text encodes exactly as before, so ids the base model learned keep their meaning."""
+
+  kind = "specials"
+
+  def __init__(self, base, specials: tuple[str, ...]):
+    self.base, self.specials = base, tuple(specials)
+    self.eot = base.eot
+
+  @property
+  def vocab_size(self) -> int:
+    return self.base.vocab_size + len(self.specials)
+
+  def special_id(self, name: str) -> int:
+    return self.base.vocab_size + self.specials.index(name)
+
+  def encode(self, text: str) -> np.ndarray:
+    return self.base.encode(text)
+
+  def decode(self, ids) -> str:
+    ids = np.asarray(ids, np.int64)
+    return self.base.decode(ids[ids < self.base.vocab_size])
+
+  def to_json(self) -> dict:
+    return {"kind": self.kind, "base": self.base.to_json(), "specials": list(self.specials)}
+
+
+def special_id(tokenizer, name: str) -> int | None:
+  """The id of special token `name`, or None when the tokenizer has none."""
+  if name in getattr(tokenizer, "specials", ()):
+    return tokenizer.special_id(name)
+  if tokenizer.kind == "sentencepiece":
+    i = tokenizer._sp.piece_to_id(name)  # pylint: disable=protected-access
+    return i if tokenizer._sp.id_to_piece(i) == name else None  # pylint: disable=protected-access
+  return None
+
+
+def with_special(tokenizer, name: str):
+  """(tokenizer, id of `name`): the tokenizer itself when it has the token, else it extended
+  by one id (its vocabulary grows by one)."""
+  i = special_id(tokenizer, name)
+  if i is not None:
+    return tokenizer, i
+  out = WithSpecials(tokenizer, (name,))
+  return out, out.special_id(name)
+
+
 def check_name(name: str) -> None:
   """Config-time check of a tokenizer name (or a path to a tokenizer file)."""
   if name.endswith(".json") or _NAME.match(name):
@@ -193,7 +242,13 @@ def load(path: str, *, data_fingerprint: str = ""):
         f"Tokenizer file {path} does not match the data: it was fitted on text with fingerprint "
         f"{trained_on}, but this data set's training split has {data_fingerprint}. Delete the "
         "file to train one on this data, or use the data set it was trained on.")
+  return from_json(spec, path)
+
+
+def from_json(spec: dict, path: str = "the tokenizer file"):
   kind = spec.get("kind")
+  if kind == "specials":
+    return WithSpecials(from_json(spec["base"], path), tuple(spec["specials"]))
   if kind == "char":
     return CharTokenizer(spec["chars"], eot=spec.get("eot", False))
   if kind == "byte":

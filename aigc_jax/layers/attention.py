@@ -31,12 +31,13 @@ def rotary(x_BTNH, positions_T, base: float = 10000.0):
 
 
 def causal_attention(q_BTNH, k_BTNH, v_BTNH, *, implementation: str | None = None,
-                     causal: bool = True):
+                     causal: bool = True, lengths=None):
   """Self-attention, causal by default; causal=False lets every position see every other
-  (encoders: ViT, masked language models)."""
+  (encoders: ViT, masked language models). `lengths` [B]: only each sequence's first `lengths`
+  keys are attended (trailing padding)."""
   impl = choose(q_BTNH.dtype, implementation)
   return jax.nn.dot_product_attention(q_BTNH, k_BTNH, v_BTNH, is_causal=causal,
-                                      implementation=impl)
+                                      key_value_seq_lengths=lengths, implementation=impl)
 
 
 def cached_attention(q_BTNH, k_BTNH, v_BTNH, cache_k_BSNH, cache_v_BSNH, index):

@@ -3,6 +3,11 @@
 embeddings and rematerialised blocks. Weights are fp32 with logical axis names; `dtype` sets the
 compute precision (bfloat16 on accelerators). Initialised as GPT-2: N(0, 0.02), the residual
 output projections scaled by 1/sqrt(2 * layers).
+
+`causal=False` makes the same network bidirectional (a masked language model's encoder). Negative
+token ids are padding, allowed at the end of a sequence only: they are embedded as id 0 and, in a
+bidirectional model, hidden from every query (a causal model never looks ahead at them anyway).
+`features=True` returns the final hidden states instead of logits (classifiers on top).
 """
 
 import math
@@ -38,7 +43,8 @@ class Block(nn.Module):
   causal: bool = True  # False: bidirectional (a ViT or masked-LM encoder block)
 
   @nn.compact
-  def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0):
+  def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0,
+               lengths_B=None):
     D = x_BTD.shape[-1]
     H = D // self.num_heads
     proj_std = 0.02 / math.sqrt(2 * self.num_layers)
@@ -60,7 +66,7 @@ class Block(nn.Module):
       a_BTNH, ck.value, cv.value = attention.cached_attention(q, k, v, ck.value, cv.value, index)
     else:
       a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl,
-                                          causal=self.causal)
+                                          causal=self.causal, lengths=lengths_B)
     a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
                         kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
                         bias_init=_zeros(("embed",)))(a_BTNH)
@@ -87,15 +93,24 @@ class Model(nn.Module):
   use_bias: bool = True  # False: no biases in dense layers or layer norms (nanoGPT's default)
   position: str = "learned"  # learned (GPT-2 absolute embeddings) | rotary (RoPE on q, k)
   remat: bool = False  # recompute each block's activations in the backward pass (saves memory)
+  causal: bool = True  # False: every position attends to every other (masked language models)
 
   @nn.compact
-  def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False):
-    """Logits for every position. `decode=True` reads and extends the key/value cache (made by
-    `init(..., decode=True)` with tokens of the cache's length): positions continue from the
-    cache's index, so a prompt, then one token at a time, gives the same logits as one pass."""
+  def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False,
+               features: bool = False):
+    """Logits for every position (`features=True`: the final hidden states [B, T, width]).
+    `decode=True` reads and extends the key/value cache (made by `init(..., decode=True)` with
+    tokens of the cache's length): positions continue from the cache's index, so a prompt, then
+    one token at a time, gives the same logits as one pass."""
     T = tokens_BT.shape[1]
     if T > self.block_size:
       raise ValueError(f"Sequence length {T} exceeds the model's block_size {self.block_size}.")
+    if decode and not self.causal:
+      raise ValueError("decode=True needs a causal model; a bidirectional one has no cache.")
+    lengths_B = None
+    if not self.causal:  # trailing padding (ids < 0) hidden from every query
+      lengths_B = jnp.maximum(jnp.sum(tokens_BT >= 0, axis=1), 1).astype(jnp.int32)
+    tokens_BT = jnp.maximum(tokens_BT, 0)
     index = 0
     if decode:
       idx = self.variable("cache", "index", lambda: jnp.zeros((), jnp.int32))
@@ -117,9 +132,11 @@ class Model(nn.Module):
     block = nn.remat(Block, static_argnums=(2, 3, 5)) if self.remat else Block
     for i in range(self.num_layers):
       x_BTD = block(self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
-                    self.use_bias, self.position == "rotary", name=f"block{i}")(
-                        x_BTD, train, decode, index, self.block_size)
+                    self.use_bias, self.position == "rotary", self.causal, name=f"block{i}")(
+                        x_BTD, train, decode, index, self.block_size, lengths_B)
     x_BTD = _layer_norm(dtype, self.use_bias, "ln_f")(x_BTD)
+    if features:
+      return x_BTD
     if self.tie_embeddings:
       return wte.attend(x_BTD)
     return nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
