@@ -3,7 +3,7 @@
 Encoder: 49 patches of 4x4, width 64, 4 bidirectional blocks of 4 heads (the GPT blocks without
 the causal mask), 2-d sine-cosine positions; decoder: width 32, 1 block. Loss on the hidden
 patches only; AdamW 1e-3 (weight decay 0.05, cosine with 200 warm-up steps), batch 128,
-30 epochs (`quick`: 10). Evaluators: `test` (hidden-patch mse), `reconstructions`
+100 epochs (`quick`: 10). Evaluators: `test` (hidden-patch mse), `reconstructions`
 (DIR/samples/: originals, masked inputs, reconstructions), `probe` / `knn` of the mean-pooled
 encoder output. MAE representations are known to probe worse than contrastive ones and to
 fine-tune well (He et al. 2022).
@@ -29,7 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       name="mae", image_size=28, channels=1, patch=4, width=64, depth=4, num_heads=4,
       decoder_width=32, decoder_depth=1))
   c.mae.update(mask_ratio=0.75, norm_pix_loss=False)
-  ae_mnist.mnist(c, 10.0 if "quick" in chosen else 30.0)
+  ae_mnist.mnist(c, 10.0 if "quick" in chosen else 100.0)
   c.optim.update(name="adamw", lr=1e-3, weight_decay=0.05, b2=0.95, schedule="warmup_cosine",
                  warmup_steps=200)
   common.add_eval(c, "test", "metrics")

@@ -49,14 +49,16 @@ from absl import app, flags, logging
 
 from aigc_jax import sweep, train
 from aigc_jax.errors import ConfigError
-from experiments import ae_mnist, common, simclr_mnist, vae_mnist
+from aigc_jax.models import vit
+from experiments import ae_mnist, common, mae_mnist, simclr_mnist, vae_mnist
 
 LABELS = (10, 100, 0)  # per class; 0: all
 SEEDS = (0, 1, 2)
-ROWS = ("pixels", "random", "ae", "vae", "simclr")
-PRETRAIN = {"ae": ae_mnist, "vae": vae_mnist, "simclr": simclr_mnist}
+ROWS = ("pixels", "random", "ae", "vae", "simclr", "vit", "mae")
+PRETRAIN = {"ae": ae_mnist, "vae": vae_mnist, "simclr": simclr_mnist, "mae": mae_mnist}
 # Where the pretrained run keeps the encoder: the contrastive model wraps an encoder_classifier.
 ENCODER = {"ae": "encoder", "vae": "encoder", "simclr": "encoder/encoder"}
+VIT_ROWS = ("vit", "mae")  # the MAE's ViT, from scratch or pretrained
 
 
 def pretrain_config(rep: str, quick: bool) -> ml_collections.ConfigDict:
@@ -88,6 +90,10 @@ def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
   c.seed = seed
   if rep == "pixels":
     c.model = ml_collections.ConfigDict({"name": "linear"})
+  elif rep in VIT_ROWS:
+    m = mae_mnist.get_config().model
+    c.model = ml_collections.ConfigDict({"name": "vit", **{k: m[k] for k in (
+        "image_size", "channels", "patch", "width", "depth", "num_heads")}})
   else:
     encoder = dict(kind="mlp", hidden=(500,), latent_dim=20, variational=rep == "vae")
     c.model = ml_collections.ConfigDict({"name": "encoder_classifier", "encoder": encoder})
@@ -102,11 +108,14 @@ def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
   c.train.update(eval_every_steps=100_000, checkpoint_every_steps=100_000, log_every_steps=50)
   common.add_eval(c, "test", "metrics")
   if init_workdir:
-    c.init.update(workdir=init_workdir, checkpoint="latest", map=f"encoder<-{ENCODER[rep]}")
+    c.init.update(workdir=init_workdir, checkpoint="latest", map=(
+        vit.init_map(c.model.depth) if rep in VIT_ROWS else f"encoder<-{ENCODER[rep]}"))
   if probe:
     c.train.update(num_epochs=0.0, num_steps=63)  # one epoch for the head; the probe is exact
     fn = "input" if rep == "pixels" else "encode"
-    if rep != "pixels":
+    if rep in VIT_ROWS:
+      c.freeze = "^(?!head/)"
+    elif rep != "pixels":
       c.freeze = "^encoder/"
     common.add_eval(c, "probe", "linear_probe", fn=fn, every_steps=-1)
     common.add_eval(c, "knn", "knn", fn=fn, every_steps=-1)
@@ -181,7 +190,8 @@ def chart(table: dict, spec: Table, path: str) -> None:
 
 
 NAMES = {"pixels": "raw pixels (784)", "random": "random-init encoder (scratch)",
-         "ae": "AE encoder", "vae": "VAE encoder (mean)", "simclr": "SimCLR encoder"}
+         "ae": "AE encoder", "vae": "VAE encoder (mean)", "simclr": "SimCLR encoder",
+         "vit": "ViT, random init (scratch)", "mae": "ViT, MAE-pretrained"}
 MNIST = Table(rows=ROWS, pretrain=pretrain_config, pretrained=tuple(PRETRAIN),
               classifier=classifier_config, names=NAMES, title="MNIST carve (2,000 test images)")
 

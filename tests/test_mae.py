@@ -75,3 +75,33 @@ def test_bad_mae_configs(data_dir, tfds_dir, tmp_path, change, match):
     c[section][key] = v
   with pytest.raises(ConfigError, match=match):
     train.run(c, str(tmp_path))
+
+
+def test_vit_fine_tunes_from_an_mae_run_and_the_probe_keeps_its_encoder(data_dir, tfds_dir,
+                                                                         tmp_path):
+  from aigc_jax.models import vit  # pylint: disable=import-outside-toplevel
+  from experiments import transfer_mnist  # pylint: disable=import-outside-toplevel
+  pre = _tiny(data_dir, tfds_dir, steps=2)
+  pre.model.depth = 2
+  train.run(pre, str(tmp_path / "mae"))
+
+  def clf(probe):
+    c = transfer_mnist.classifier_config("mae", 10, 0, str(tmp_path / "mae"), probe=probe)
+    c.model.update(width=16, depth=2, num_heads=2)
+    c.data.update(data_dir=data_dir, tfds_dir=tfds_dir, batch_size=64, eval_batch_size=400)
+    c.train.update(num_epochs=0.0, num_steps=2, log_every_steps=1, progress_bar=False)
+    c.init.map = vit.init_map(c.model.depth)
+    return c
+
+  assert vit.init_map(2) == "patch_embed, block0, block1, norm"
+  s = train.run(clf(True), str(tmp_path / "probe"))
+  assert 0.1 < s["probe_accuracy"] <= 1
+  _, mae_params = helpers.final_params(str(tmp_path / "mae"))
+  _, vit_params = helpers.final_params(str(tmp_path / "probe"))
+  assert set(vit_params) == {"patch_embed", "block0", "block1", "norm", "head"}
+  for name in ("patch_embed", "block0", "block1", "norm"):  # frozen: the MAE's, bit for bit
+    jax.tree.map(np.testing.assert_array_equal, vit_params[name], mae_params[name])
+  s = train.run(clf(False), str(tmp_path / "finetune"))
+  _, tuned = helpers.final_params(str(tmp_path / "finetune"))
+  assert not np.array_equal(tuned["block0"]["fc"]["kernel"], mae_params["block0"]["fc"]["kernel"])
+  assert 0 <= s["test_accuracy"] <= 1

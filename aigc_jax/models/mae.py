@@ -30,6 +30,46 @@ def sincos_2d(grid_h: int, grid_w: int, dim: int) -> np.ndarray:
                         axis=1).astype(np.float32)
 
 
+def _block(m, depth: int, name: str):
+  return Block(m.num_heads, depth, 0.0, jnp.float32, "", True, False, causal=False, name=name)
+
+
+def check(m) -> None:
+  if m.patch < 1 or m.image_size % m.patch:
+    raise ConfigError(f"model.patch={m.patch} does not divide model.image_size="
+                      f"{m.image_size}; pick a divisor (e.g. 4 or 7 for 28).")
+  if m.width % 4 or m.width % m.num_heads:
+    raise ConfigError(f"model.width={m.width} must be a multiple of 4 (2-d sine-cosine "
+                      f"positions) and of model.num_heads={m.num_heads}.")
+
+
+def encoder_layers(m) -> None:
+  """The ViT encoder's layers, created in `m.setup()` under the same names in every model that
+  uses it (mae.Model, vit.Model), so their parameters transfer one to one."""
+  g = m.image_size // m.patch
+  m.patch_embed = nn.Dense(m.width, name="patch_embed", kernel_init=(
+      nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, "embed"))))
+  m.blocks = [_block(m, m.depth, f"block{i}") for i in range(m.depth)]
+  m.norm = _layer_norm(jnp.float32, True, "norm")
+  m.pos = sincos_2d(g, g, m.width)
+
+
+def patchify(m, x):
+  if x.ndim == 3:
+    x = x[..., None]
+  return einops.rearrange(x, "b (h p) (w q) c -> b (h w) (p q c)", p=m.patch, q=m.patch)
+
+
+def encode_patches(m, x, ids_keep=None):
+  """[B, K, width]: the patches of x in ids_keep (all when None) through `encoder_layers`."""
+  h = m.patch_embed(patchify(m, x)) + jnp.asarray(m.pos)[None]
+  if ids_keep is not None:
+    h = jnp.take_along_axis(h, ids_keep[..., None], axis=1)
+  for blk in m.blocks:
+    h = blk(h, False)
+  return m.norm(h)
+
+
 class Model(nn.Module):
   image_size: int = 28
   channels: int = 1
@@ -41,13 +81,10 @@ class Model(nn.Module):
   decoder_depth: int = 1
 
   def __post_init__(self):
-    if self.patch < 1 or self.image_size % self.patch:
-      raise ConfigError(f"model.patch={self.patch} does not divide model.image_size="
-                        f"{self.image_size}; pick a divisor (e.g. 4 or 7 for 28).")
-    for name, w in (("width", self.width), ("decoder_width", self.decoder_width)):
-      if w % 4 or w % self.num_heads:
-        raise ConfigError(f"model.{name}={w} must be a multiple of 4 (2-d sine-cosine positions) "
-                          f"and of model.num_heads={self.num_heads}.")
+    check(self)
+    if self.decoder_width % 4 or self.decoder_width % self.num_heads:
+      raise ConfigError(f"model.decoder_width={self.decoder_width} must be a multiple of 4 "
+                        f"(2-d sine-cosine positions) and of model.num_heads={self.num_heads}.")
     super().__post_init__()
 
   @property
@@ -55,9 +92,7 @@ class Model(nn.Module):
     return (self.image_size // self.patch) ** 2
 
   def patchify(self, x):
-    if x.ndim == 3:
-      x = x[..., None]
-    return einops.rearrange(x, "b (h p) (w q) c -> b (h w) (p q c)", p=self.patch, q=self.patch)
+    return patchify(self, x)
 
   def unpatchify(self, patches):
     g = self.image_size // self.patch
@@ -66,30 +101,19 @@ class Model(nn.Module):
 
   def setup(self):
     g = self.image_size // self.patch
-    block = lambda depth, name: Block(self.num_heads, depth, 0.0, jnp.float32, "", True, False,
-                                      causal=False, name=name)
-    self.patch_embed = nn.Dense(self.width, name="patch_embed", kernel_init=(
-        nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, "embed"))))
-    self.blocks = [block(self.depth, f"block{i}") for i in range(self.depth)]
-    self.norm = _layer_norm(jnp.float32, True, "norm")
+    encoder_layers(self)
     self.decoder_embed = nn.Dense(self.decoder_width, name="decoder_embed")
     self.mask_token = self.param("mask_token", _normal(0.02, (None, None, "embed")),
                                  (1, 1, self.decoder_width))
-    self.decoder_blocks = [block(self.decoder_depth, f"decoder_block{i}")
+    self.decoder_blocks = [_block(self, self.decoder_depth, f"decoder_block{i}")
                            for i in range(self.decoder_depth)]
     self.decoder_norm = _layer_norm(jnp.float32, True, "decoder_norm")
     self.decoder_pred = nn.Dense(self.patch * self.patch * self.channels, name="decoder_pred")
-    self.pos = sincos_2d(g, g, self.width)
     self.decoder_pos = sincos_2d(g, g, self.decoder_width)
 
   def encode(self, x, ids_keep=None):
     """[B, K, width]: the visible patches (all when ids_keep is None), encoded."""
-    h = self.patch_embed(self.patchify(x)) + jnp.asarray(self.pos)[None]
-    if ids_keep is not None:
-      h = jnp.take_along_axis(h, ids_keep[..., None], axis=1)
-    for blk in self.blocks:
-      h = blk(h, False)
-    return self.norm(h)
+    return encode_patches(self, x, ids_keep)
 
   def decode(self, latent_BKD, ids_restore_BN):
     """[B, N, p*p*C]: every patch's pixels, from the visible ones' codes and mask tokens."""
