@@ -7,6 +7,8 @@ save is complete), so a crash or `kill -9` never leaves a half-written checkpoin
 import dataclasses
 import json
 import os
+import shutil
+import time
 
 import grain
 import jax
@@ -61,6 +63,38 @@ class Checkpointer:
           f"Checkpoint {step} in {self.directory} cannot be restored: {type(e).__name__}: {e}. "
           f"If it is damaged, delete {os.path.join(self.directory, str(step))} to resume from the "
           "previous checkpoint; if the config changed shapes, use a new --workdir.") from e
+
+  def restore_latest(self, abstract_state, data_iterator=None):
+    """(step, state) of the newest checkpoint that restores, or (0, None) when there is none.
+
+    A newer checkpoint that cannot be read while an older one can is damaged (a disk fault, a
+    copy cut short): it is moved aside to `<directory>.damaged/` (never deleted) and the run
+    resumes from the older one. When none restores (e.g. the config changed shapes), nothing
+    is moved and the newest one's error is raised."""
+    steps = sorted(self.all_steps(), reverse=True)
+    failed = []
+    for step in steps:
+      try:
+        state = self.restore(step, abstract_state, data_iterator)
+      except ConfigError as e:
+        failed.append((step, e))
+        continue
+      for bad, err in failed:
+        moved = self._move_aside(bad)
+        print(f"Checkpoint {bad} cannot be restored ({err.__cause__!r:.200}); moved it to "
+              f"{moved} and resumed from checkpoint {step}.", flush=True)
+      if failed:
+        self._mngr.reload()
+      return step, state
+    if failed:
+      raise failed[0][1]
+    return 0, None
+
+  def _move_aside(self, step: int) -> str:
+    aside = os.path.join(self.directory + ".damaged", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
+    os.makedirs(os.path.dirname(aside), exist_ok=True)
+    shutil.move(os.path.join(self.directory, str(step)), aside)
+    return aside
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()

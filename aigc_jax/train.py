@@ -11,6 +11,7 @@ import math
 import os
 import signal
 import time
+from typing import Any, Callable, NamedTuple
 
 import jax
 import ml_collections
@@ -71,6 +72,41 @@ def _check_inputs(task, spec: dict) -> None:
     raise ConfigError(f"The task needs batch feature(s) {missing} but the data has "
                       f"{sorted(spec)}; map them with data.preprocess, e.g. rename(image='input')."
                       + (f" {task.input_help}" if task.input_help else ""))
+
+
+class StepParts(NamedTuple):
+  """What training and ahead-of-time compiles (aigc_jax.compile) build alike for the train step."""
+  abstract_params: Any  # unboxed, without shardings: what transfer.load_init fills
+  frozen: Any
+  tx: Any
+  abstract: Any  # the state with shardings: the step is lowered with it, checkpoints restore onto it
+  shardings: Any
+  init: Callable  # init(loaded=None) -> the fresh, sharded state
+  batch_sharding: Any
+  batch: dict  # the abstract global batch (before augmentation), sharded
+  augment: Any
+
+  def lower(self, task):
+    """The one jitted step (state donated), lowered for the abstract state and batch."""
+    return step_lib.make_train_step(task, self.tx, self.shardings, self.batch_sharding,
+                                    self.augment, self.frozen).lower(self.abstract, self.batch)
+
+
+def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
+  """Optimiser, sharded state and abstract batch for global batches like `spec`; reads no data."""
+  augment = augment_lib.parse(config.augment)
+  rng = jax.random.PRNGKey(config.seed)
+  init_spec = spec
+  if augment:  # the task is built for the batch it will see: e.g. [B, 2, ...] with two views
+    init_spec = jax.eval_shape(augment, rng, spec)
+  abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, init_spec)["params"])
+  frozen = step_lib.frozen_mask(config.freeze, abstract_params)
+  tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
+  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh)
+  batch_sh = sharding.batch_sharding(mesh)
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh) for k, v in spec.items()}
+  return StepParts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
+                   augment)
 
 
 class _Preemption:
@@ -165,16 +201,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   _check_inputs(task, spec)
   if task.check_data:
     task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
-  augment = augment_lib.parse(config.augment)
-  rng = jax.random.PRNGKey(config.seed)
-  if augment:  # the task is built for the batch it will see: e.g. [B, 2, ...] with two views
-    spec = jax.eval_shape(augment, rng, spec)
-  abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, spec)["params"])
-  frozen = step_lib.frozen_mask(config.freeze, abstract_params)
-  tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
-
-  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, spec, mesh)
-  batch_sh = sharding.batch_sharding(mesh)
+  parts = prepare_step(config, task, mesh, spec, num_steps)
+  abstract, state_sh = parts.abstract, parts.shardings
 
   train_it = pipeline.train_iterator(
       train_split, global_batch=global_batch, seed=config.seed,
@@ -192,10 +220,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     ckpt.close()
     return summary
   if start:
+    start, state = ckpt.restore_latest(abstract, train_it)  # a damaged newest one is moved aside
     print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
-    state = ckpt.restore(start, abstract, train_it)
-  else:
-    state = init_state(transfer.load_init(config.init, abstract_params))
+  if not start:
+    state = parts.init(transfer.load_init(config.init, parts.abstract_params))
 
   whole_train = {} if config.data.labels_per_class else {config.data.train_split: train_split}
   ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,
@@ -205,10 +233,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   best_prefix = _best_prefix(config, evals)
 
   t_compile = time.perf_counter()
-  batch_abstract = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh)
-                    for k, v in pipeline.batch_spec(train_split, global_batch).items()}
-  train_step = step_lib.make_train_step(task, tx, state_sh, batch_sh, augment, frozen).lower(
-      abstract, batch_abstract).compile()
+  train_step = parts.lower(task).compile()
   mem = train_step.memory_analysis()
   print(f"Compiled the train step in {time.perf_counter() - t_compile:.1f}s"
         + (f"; memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, "

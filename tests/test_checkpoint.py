@@ -53,3 +53,25 @@ def test_damaged_checkpoint_is_a_clear_error(tmp_path):
   shutil.rmtree(os.path.join(str(tmp_path), "5", "state"))
   with pytest.raises(ConfigError, match=r"Checkpoint 5 .* cannot be restored.*delete"):
     ckpt.restore(5, {"a": jax.ShapeDtypeStruct((4,), jnp.float32)})
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_and_is_moved_aside(tmp_path):
+  d = str(tmp_path / "checkpoints")
+  ckpt = checkpoint.Checkpointer(d, keep=3, async_save=False)
+  for step in (2, 4):
+    ckpt.save(step, {"a": jnp.ones(4) * step})
+  # Damage the newest: its array data is gone (a copy cut short, a disk fault).
+  for sub in os.listdir(os.path.join(d, "4", "state")):
+    if sub.startswith("ocdbt") or sub == "d":
+      shutil.rmtree(os.path.join(d, "4", "state", sub))
+  abstract = {"a": jax.ShapeDtypeStruct((4,), jnp.float32)}
+  step, state = ckpt.restore_latest(abstract)
+  assert step == 2 and np.array_equal(state["a"], np.full(4, 2.0))
+  assert ckpt.all_steps() == [2]  # the damaged one is no longer a candidate ...
+  aside = os.listdir(d + ".damaged")  # ... and is kept, not deleted
+  assert len(aside) == 1 and aside[0].startswith("4-")
+  # When nothing restores (shapes changed), nothing is moved and the error says so.
+  with pytest.raises(ConfigError, match="cannot be restored"):
+    ckpt.restore_latest({"a": jax.ShapeDtypeStruct((5,), jnp.float32)})
+  assert ckpt.all_steps() == [2]
+  assert checkpoint.Checkpointer(str(tmp_path / "empty")).restore_latest(abstract) == (0, None)

@@ -159,3 +159,20 @@ def test_unknown_config_key_on_the_command_line_lists_valid_keys(tmp_path):
                        cwd=REPO, capture_output=True, text=True)
   assert out.returncode != 0
   assert "'optim.learning_rate'" in out.stderr and " lr, " in out.stderr  # valid keys listed
+
+
+def test_rerun_with_a_damaged_latest_checkpoint_resumes_from_the_previous(tfds_dir, tmp_path,
+                                                                          capsys):
+  import shutil  # pylint: disable=import-outside-toplevel
+  wd = str(tmp_path)
+  train.run(helpers.tiny_config(tfds_dir, num_steps=20), wd)
+  state = os.path.join(wd, "checkpoints", "20", "state")
+  for sub in os.listdir(state):
+    if sub.startswith("ocdbt") or sub == "d":
+      shutil.rmtree(os.path.join(state, sub))
+  capsys.readouterr()
+  s = train.run(helpers.tiny_config(tfds_dir, num_steps=30), wd)
+  out = capsys.readouterr().out
+  assert "Checkpoint 20 cannot be restored" in out and "resumed from checkpoint 10" in out
+  assert s["step"] == 30 and os.listdir(os.path.join(wd, "checkpoints.damaged"))
+  assert [m["step"] for m in helpers.metrics(wd)][-3:] == [20, 25, 30]
