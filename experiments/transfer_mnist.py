@@ -80,6 +80,8 @@ class Table:
   # Rows trained from scratch that still need a pretrained run's artifacts (its tokenizer),
   # not its weights: row -> pretrained row whose workdir the classifier is given.
   borrows: dict = dataclasses.field(default_factory=dict)
+  # Fields replaced in the quick variant (e.g. fewer seeds), besides quick pretraining.
+  quick: dict = dataclasses.field(default_factory=dict)
 
 
 def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
@@ -125,6 +127,8 @@ def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
 def run(workdir: str, quick: bool = False, spec: Table | None = None) -> dict:
   """Every stage (each resumable), then the table: {row: {column: stats}}."""
   spec = spec or MNIST
+  if quick:
+    spec = dataclasses.replace(spec, **spec.quick)
   labels, seeds = spec.labels, spec.seeds
   init = {}
   for rep in spec.rows:

@@ -51,3 +51,29 @@ def test_variant_names_are_checked():
   for module in (mnist1d, cnn_mnist):
     with pytest.raises(ValueError, match="Unknown variant"):
       module.get_config("qiuck")
+
+
+def test_every_experiment_config_validates_and_builds_its_model():
+  """Each experiment module's default and quick configs pass the data-free checks and name a
+  model that builds (a renamed key or field fails here, not after a user's data loads)."""
+  import importlib  # pylint: disable=import-outside-toplevel
+  import pkgutil  # pylint: disable=import-outside-toplevel
+
+  import experiments  # pylint: disable=import-outside-toplevel
+  from aigc_jax import models  # pylint: disable=import-outside-toplevel
+  checked = []
+  for info in pkgutil.iter_modules(experiments.__path__):
+    module = importlib.import_module(f"experiments.{info.name}")
+    if info.name == "common" or not hasattr(module, "get_config"):
+      continue
+    for variant in (None, "quick"):
+      try:
+        c = module.get_config(variant)
+      except ValueError as e:
+        assert "Unknown variant" in str(e)
+        continue
+      train.validate(c)
+      overrides = {"vocab_size": 65} if "vocab_size" in c.model else {}
+      models.get_model(c.model, **overrides)
+      checked.append(f"{info.name}:{variant}")
+  assert len(checked) >= 20 and "mlm_shakespeare_char:quick" in checked, checked
