@@ -36,6 +36,7 @@ def _main(argv) -> None:
     import jax  # pylint: disable=import-outside-toplevel
     jax.distributed.initialize()
   config = FLAGS.config
+  _command_line_duration_wins(config, sys.argv)
   if config.get("cpu_devices", 0) > 0:
     import jax  # pylint: disable=import-outside-toplevel
     jax.config.update("jax_num_cpu_devices", config.cpu_devices)  # before any backend starts
@@ -47,6 +48,19 @@ def _main(argv) -> None:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+DURATION = ("num_steps", "num_epochs")
+
+
+def _command_line_duration_wins(config, argv) -> None:
+  """`--config.train.num_steps=N` on an experiment defined in epochs (or the reverse) replaces
+  the experiment's duration instead of being refused as two durations."""
+  flags_given = {a.split("=", 1)[0] for a in argv}
+  given = [k for k in DURATION if f"--config.train.{k}" in flags_given]
+  if len(given) == 1:
+    other = DURATION[1 - DURATION.index(given[0])]
+    config.train[other] = type(config.train[other])(0)
 
 
 def _load_config(spec: str):

@@ -3,6 +3,8 @@
 import collections
 import json
 import os
+import sys
+import time
 
 import jax
 import numpy as np
@@ -104,7 +106,40 @@ def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
   return paths
 
 
+class LineProgress:
+  """Progress without a terminal (logs redirected, batch jobs): one plain line per log interval
+  (each `set_postfix`), instead of a bar redrawn with carriage returns."""
+
+  def __init__(self, total: int, initial: int, quiet: bool = False):
+    self.total, self.n, self._start_n = total, initial, initial
+    self._t0 = time.perf_counter()
+    self._pending = None
+    self._quiet = quiet  # progress off, or not the first host
+
+  def set_postfix(self, values: dict) -> None:
+    self._pending = values  # printed once the step it describes is counted
+
+  def update(self, k: int = 1) -> None:
+    self.n += k
+    if self._pending is None or self._quiet:
+      return
+    rate = (self.n - self._start_n) / max(time.perf_counter() - self._t0, 1e-9)
+    eta = (self.total - self.n) / rate if rate > 0 else float("inf")
+    fields = " ".join(f"{k}={v}" for k, v in self._pending.items())
+    print(f"step {self.n}/{self.total} ({100 * self.n / self.total:.0f}%) {fields} "
+          f"{rate:.2f} step/s, {eta:.0f} s left", file=sys.stderr, flush=True)
+    self._pending = None
+
+  def close(self) -> None:
+    pass
+
+
 def progress_bar(total: int, initial: int, enabled: bool):
+  """A tqdm bar on a terminal or in a notebook; plain lines when output goes to a file."""
+  if not enabled or jax.process_index() != 0:
+    return LineProgress(total, initial, quiet=True)
+  notebook = "ipykernel" in sys.modules
+  if not notebook and not sys.stderr.isatty():
+    return LineProgress(total, initial)
   from tqdm import auto as tqdm  # pylint: disable=import-outside-toplevel
-  return tqdm.tqdm(total=total, initial=initial, disable=not enabled or jax.process_index() != 0,
-                   unit="step", dynamic_ncols=True, mininterval=1.0)
+  return tqdm.tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0)

@@ -176,3 +176,18 @@ def test_rerun_with_a_damaged_latest_checkpoint_resumes_from_the_previous(tfds_d
   assert "Checkpoint 20 cannot be restored" in out and "resumed from checkpoint 10" in out
   assert s["step"] == 30 and os.listdir(os.path.join(wd, "checkpoints.damaged"))
   assert [m["step"] for m in helpers.metrics(wd)][-3:] == [20, 25, 30]
+
+
+def test_command_line_duration_replaces_the_experiments():
+  from aigc_jax import main  # pylint: disable=import-outside-toplevel
+  from experiments import ae_mnist  # pylint: disable=import-outside-toplevel
+  c = ae_mnist.get_config()  # defined in epochs
+  c.train.num_steps = 5  # what --config.train.num_steps=5 sets
+  main._command_line_duration_wins(c, ["x", "--config.train.num_steps=5"])  # pylint: disable=protected-access
+  assert (c.train.num_steps, c.train.num_epochs) == (5, 0.0)
+  train.validate(c)
+  c.train.num_epochs = 2.0  # both on the command line: still refused, the user must choose
+  main._command_line_duration_wins(  # pylint: disable=protected-access
+      c, ["x", "--config.train.num_steps=5", "--config.train.num_epochs=2"])
+  with pytest.raises(ConfigError, match="exactly one of"):
+    train.validate(c)
