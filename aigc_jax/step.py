@@ -167,9 +167,14 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
   """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
   `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx);
   `augment` (aigc_jax.augment) transforms the batch on the device with the step's key, so a
-  resumed run replays it exactly; `frozen` parameters (frozen_mask) keep their exact values."""
+  resumed run replays it exactly; `frozen` parameters (frozen_mask) keep their exact values.
+  Models' logical activation constraints apply on the batch sharding's mesh."""
 
   def train_step(state: TrainState, batch):
+    with sharding.activation_constraints(batch_sharding.mesh):
+      return _train_step(state, batch)
+
+  def _train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
     if augment:
       batch = augment(jax.random.fold_in(rng, AUGMENT_STREAM), batch)

@@ -79,7 +79,7 @@ class StepParts(NamedTuple):
   abstract_params: Any  # unboxed, without shardings: what transfer.load_init fills
   frozen: Any
   tx: Any
-  abstract: Any  # the state with shardings: the step is lowered with it, checkpoints restore onto it
+  abstract: Any  # the state with shardings: what the step is lowered with, checkpoints restore onto
   shardings: Any
   init: Callable  # init(loaded=None) -> the fresh, sharded state
   batch_sharding: Any

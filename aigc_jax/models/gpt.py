@@ -8,6 +8,9 @@ output projections scaled by 1/sqrt(2 * layers).
 token ids are padding, allowed at the end of a sequence only: they are embedded as id 0 and, in a
 bidirectional model, hidden from every query (a causal model never looks ahead at them anyway).
 `features=True` returns the final hidden states instead of logits (classifiers on top).
+Activations carry logical sharding names ("activation_batch" ...; rules in aigc_jax/sharding.py),
+which take effect inside the train step's mesh: the batch stays split over data x fsdp whatever the
+weights' sharding.
 """
 
 import math
@@ -15,6 +18,7 @@ import math
 import flax.linen as nn
 import jax.numpy as jnp
 
+from aigc_jax import sharding
 from aigc_jax.layers import attention
 
 
@@ -24,6 +28,14 @@ def _normal(std, names):
 
 def _zeros(names):
   return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
+
+
+# Logical names of activation dimensions: [batch, length, width] and the like.
+_BTD = ("activation_batch", "activation_length", "activation_embed")
+
+
+def _constrain(x, *names):
+  return sharding.constrain(x, ("activation_batch", "activation_length") + names)
 
 
 def _layer_norm(dtype, use_bias, name=None):
@@ -45,6 +57,7 @@ class Block(nn.Module):
   @nn.compact
   def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0,
                lengths_B=None):
+    x_BTD = sharding.constrain(x_BTD, _BTD)
     D = x_BTD.shape[-1]
     H = D // self.num_heads
     proj_std = 0.02 / math.sqrt(2 * self.num_layers)
@@ -54,6 +67,7 @@ class Block(nn.Module):
                           use_bias=self.use_bias,
                           kernel_init=_normal(0.02, ("embed", None, "heads", "kv")),
                           bias_init=_zeros((None, "heads", "kv")))(h)
+    qkv = _constrain(qkv, None, "activation_heads", "activation_kv")
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
     if self.rotary:
       pos = index + jnp.arange(x_BTD.shape[1])
@@ -67,17 +81,19 @@ class Block(nn.Module):
     else:
       a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl,
                                           causal=self.causal, lengths=lengths_B)
+    a_BTNH = _constrain(a_BTNH, "activation_heads", "activation_kv")
     a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
                         kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
                         bias_init=_zeros(("embed",)))(a_BTNH)
-    x_BTD = x_BTD + drop(a)
+    x_BTD = sharding.constrain(x_BTD + drop(a), _BTD)
     h = _layer_norm(self.dtype, self.use_bias)(x_BTD)
     h = nn.Dense(4 * D, dtype=self.dtype, name="fc", use_bias=self.use_bias,
                  kernel_init=_normal(0.02, ("embed", "mlp")), bias_init=_zeros(("mlp",)))(h)
+    h = _constrain(h, "activation_mlp")
     h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
                  kernel_init=_normal(proj_std, ("mlp", "embed")),
                  bias_init=_zeros(("embed",)))(nn.gelu(h, approximate=True))
-    return x_BTD + drop(h)
+    return sharding.constrain(x_BTD + drop(h), _BTD)
 
 
 class Model(nn.Module):
@@ -127,6 +143,7 @@ class Model(nn.Module):
       x_BTD = x_BTD + wpe(index + jnp.arange(T))[None]
     elif self.position != "rotary":
       raise ValueError(f"position={self.position!r}; valid: learned, rotary.")
+    x_BTD = sharding.constrain(x_BTD, _BTD)
     x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
     # self is argument 0: train, decode and cache_len are Python values, not traced.
     block = nn.remat(Block, static_argnums=(2, 3, 5)) if self.remat else Block
@@ -138,6 +155,7 @@ class Model(nn.Module):
     if features:
       return x_BTD
     if self.tie_embeddings:
-      return wte.attend(x_BTD)
-    return nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
-                    kernel_init=_normal(0.02, ("embed", "vocab")))(x_BTD)
+      return _constrain(wte.attend(x_BTD), "activation_vocab")
+    return _constrain(nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
+                               kernel_init=_normal(0.02, ("embed", "vocab")))(x_BTD),
+                      "activation_vocab")

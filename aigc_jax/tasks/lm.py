@@ -99,6 +99,17 @@ def _sample_text(model, tok, variables, rng, *, max_new_tokens, temperature, top
   return tok.decode(np.asarray(jax.device_get(out[0])))
 
 
+def make_without_data(config) -> tuple[Task, dict]:
+  """The task and its abstract global batch from the config alone, for ahead-of-time compiles
+  (aigc_jax.compile): model.vocab_size must be set, as there is no tokenizer to ask."""
+  if config.model.vocab_size <= 0:
+    raise ConfigError("Compiling without data needs the vocabulary size: set model.vocab_size "
+                      "(e.g. --config.model.vocab_size=50304).")
+  shape = (config.data.batch_size, config.data.seq_len)
+  spec = {k: jax.ShapeDtypeStruct(shape, jnp.int32) for k in ("input", "target")}
+  return make_task(config, config.model.vocab_size), spec
+
+
 def make(config) -> Task:
   if not config.data.tokenizer:
     raise ConfigError("task 'lm' needs token sequences: set data.tokenizer (e.g. 'char').")
