@@ -36,7 +36,11 @@ class Checkpointer:
         self.directory,
         options=ocp.CheckpointManagerOptions(
             max_to_keep=keep, enable_async_checkpointing=async_save, create=True,
-            cleanup_tmp_directories=True),
+            cleanup_tmp_directories=True,
+            # Barrier names are per step: the run's managers (checkpoints/, best/) saving the
+            # same step at once must not share them, or processes wait on each other for ever.
+            multiprocessing_options=ocp.options.MultiprocessingOptions(
+                barrier_sync_key_prefix=os.path.basename(self.directory))),
     )
 
   def latest_step(self) -> int | None:

@@ -23,6 +23,11 @@ def _define_flags(default_config: str | None) -> None:
   flags.DEFINE_string("workdir", None, "Where checkpoints, metrics, plots and samples go.")
   flags.DEFINE_bool("multihost", False, "Call jax.distributed.initialize() first (one process "
                     "per host on TPU pods, SLURM or with JAX_COORDINATOR_ADDRESS set).")
+  flags.DEFINE_string("coordinator_address", None, "host:port of process 0, for processes "
+                      "started by hand (with --num_processes and --process_id).")
+  flags.DEFINE_integer("num_processes", 0, "Processes in the job; > 0 joins them with "
+                       "jax.distributed.initialize(coordinator_address, ...).")
+  flags.DEFINE_integer("process_id", 0, "This process's index, 0 .. num_processes - 1.")
   flags.mark_flags_as_required(["workdir"] + ([] if default_config else ["config"]))
 
 
@@ -32,14 +37,16 @@ def _main(argv) -> None:
   from aigc_jax import sweep, train  # pylint: disable=import-outside-toplevel
   if not FLAGS["verbosity"].present:  # orbax and tfds log every file operation at INFO
     logging.set_verbosity(logging.WARNING)
-  if FLAGS.multihost:
-    import jax  # pylint: disable=import-outside-toplevel
-    jax.distributed.initialize()
   config = FLAGS.config
   _command_line_duration_wins(config, sys.argv)
+  import jax  # pylint: disable=import-outside-toplevel
   if config.get("cpu_devices", 0) > 0:
-    import jax  # pylint: disable=import-outside-toplevel
     jax.config.update("jax_num_cpu_devices", config.cpu_devices)  # before any backend starts
+  if FLAGS.multihost or FLAGS.num_processes:
+    # Explicit flags, or what jax detects itself (TPU pods, SLURM, JAX_COORDINATOR_ADDRESS ...).
+    jax.distributed.initialize(**({} if not FLAGS.num_processes else dict(
+        coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
+        process_id=FLAGS.process_id)))
   try:
     if config.sweep:
       sweep.run(config, FLAGS.workdir)

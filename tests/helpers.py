@@ -3,6 +3,7 @@
 import json
 import os
 
+import numpy as np
 import orbax.checkpoint as ocp
 
 from experiments import mnist1d
@@ -35,10 +36,17 @@ def summary(workdir: str) -> dict:
 
 def final_state(workdir: str):
   """(step, the raw train state of the latest checkpoint as nested dicts of numpy arrays)."""
+  import jax  # pylint: disable=import-outside-toplevel
   mngr = ocp.CheckpointManager(os.path.join(workdir, "checkpoints"))
   step = mngr.latest_step()
-  return step, ocp.StandardCheckpointer().restore(
-      os.path.join(workdir, "checkpoints", str(step), "state"))
+  path = os.path.join(workdir, "checkpoints", str(step), "state")
+  ckptr = ocp.StandardCheckpointer()
+  # Onto one local device, whatever devices or processes saved it.
+  device = jax.sharding.SingleDeviceSharding(jax.local_devices()[0])
+  target = jax.tree.map(lambda m: jax.ShapeDtypeStruct(m.shape, m.dtype, sharding=device),
+                        ckptr.metadata(path).item_metadata.tree,
+                        is_leaf=lambda m: hasattr(m, "shape"))
+  return step, jax.tree.map(np.asarray, ckptr.restore(path, target))
 
 
 def final_params(workdir: str):

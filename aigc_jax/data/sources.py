@@ -8,7 +8,9 @@ config, as in tfds.
 import os
 import shlex
 
+import jax
 import tensorflow_datasets as tfds
+from jax.experimental import multihost_utils
 
 from aigc_jax import registry
 from aigc_jax.errors import ConfigError
@@ -40,22 +42,41 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
     config = config_name or None
     if hasattr(module, "make_config"):  # configs made from the data config (e.g. a folder)
       config = module.make_config(config_name, data_config)
-    builder = module.Builder(config=config, data_dir=tfds_dir, file_format="array_record")
-    manual = None
-    if not builder.is_prepared() and _needs_raw(module, builder):
-      manual = raw_dir(data_config)
-      module.check_raw(manual, builder.builder_config)
-    builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
-        manual_dir=manual, beam_options=_beam_options(data_config.beam_options)))
+
+    def prepare():
+      builder = module.Builder(config=config, data_dir=tfds_dir, file_format="array_record")
+      manual = None
+      if not builder.is_prepared() and _needs_raw(module, builder):
+        manual = raw_dir(data_config)
+        module.check_raw(manual, builder.builder_config)
+      builder.download_and_prepare(download_config=tfds.download.DownloadConfig(
+          manual_dir=manual, beam_options=_beam_options(data_config.beam_options)))
+      return builder
+
+    return _first_process_first(prepare, data_config.name)
+
+  def prepare():
+    try:
+      builder = tfds.builder(data_config.name, data_dir=tfds_dir, file_format="array_record")
+    except tfds.core.registered.DatasetNotFoundError:
+      raise ConfigError(
+          f"Unknown data set {data_config.name!r}: neither a local builder "
+          f"({', '.join(local_builders())}) nor in the tfds catalog.") from None
+    builder.download_and_prepare()
     return builder
-  try:
-    builder = tfds.builder(data_config.name, data_dir=tfds_dir, file_format="array_record")
-  except tfds.core.registered.DatasetNotFoundError:
-    raise ConfigError(
-        f"Unknown data set {data_config.name!r}: neither a local builder "
-        f"({', '.join(local_builders())}) nor in the tfds catalog.") from None
-  builder.download_and_prepare()
-  return builder
+
+  return _first_process_first(prepare, data_config.name)
+
+
+def _first_process_first(prepare, name: str):
+  """prepare() on process 0 while the others wait, then on the others (a no-op where the data
+  directory is shared, a local copy where it is not): processes never write one folder at once,
+  and the others read the data set's info only once it is complete."""
+  if jax.process_count() == 1:
+    return prepare()
+  builder = prepare() if jax.process_index() == 0 else None
+  multihost_utils.sync_global_devices(f"aigc_jax: data set {name} prepared")
+  return builder or prepare()
 
 
 def _beam_options(flags: str):
