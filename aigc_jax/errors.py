@@ -3,3 +3,7 @@
 
 class ConfigError(ValueError):
   """A config, data directory, checkpoint or input that cannot work; the message says the fix."""
+
+
+class DivergedError(ConfigError):
+  """Training produced a NaN or infinite loss or gradient (train.nonfinite="stop")."""

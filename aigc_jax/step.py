@@ -160,19 +160,84 @@ def check_players(task: Task, global_batch: int, data_parallel: int = 1) -> None
         f"batch_size / {n} examples. Use e.g. data.batch_size={n * data_parallel * 64}.")
 
 
+def check_grad_accum(task: Task, global_batch: int, data_parallel: int, n: int) -> None:
+  """Micro-batches must split every device's rows evenly (checked before compiling)."""
+  if n < 1:
+    raise ConfigError(f"train.grad_accum_steps={n}; use 1 (no accumulation) or more.")
+  if n > 1 and task.players:
+    raise ConfigError("train.grad_accum_steps > 1 is for single-loss tasks; a multi-player "
+                      "task (GAN) splits its batch by its players' repeats instead.")
+  if global_batch % (n * data_parallel):
+    raise ConfigError(
+        f"data.batch_size={global_batch} must be divisible by train.grad_accum_steps={n} x "
+        f"{data_parallel} data-parallel devices = {n * data_parallel}; e.g. "
+        f"data.batch_size={n * data_parallel * max(1, global_batch // (n * data_parallel))}.")
+
+
 AUGMENT_STREAM = 0x5EED  # the augmentation key is fold_in(step key, this): the loss's is unchanged
 
 
-def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=None, frozen=None):
+NONFINITE = ("stop", "skip", "ignore")
+
+
+def _accumulated_grads(task: Task, state: TrainState, batch, rng, n: int):
+  """(loss, metrics, model state, grads) of the whole batch from n micro-batches in a scan: the
+  activations of one micro-batch live at a time. Gradients and metrics are the micro-batches'
+  means, so the update equals the whole batch's when the loss is a mean over equally weighted
+  examples."""
+  def loss_fn(params, model_state, mb, key):
+    return task.loss(params, model_state, mb, key, state.step)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+  if n == 1:
+    (loss, (metrics, model_state)), grads = grad_fn(state.params, state.model_state, batch, rng)
+    return loss, metrics, {**state.model_state, **(model_state or {})}, grads
+
+  def body(carry, xs):
+    grads, model_state = carry
+    i, mb = xs
+    (loss, (metrics, new_state)), g = grad_fn(state.params, model_state, mb,
+                                              jax.random.fold_in(rng, i))
+    grads = jax.tree.map(lambda a, b: a + b / n, grads, g)
+    return (grads, {**model_state, **(new_state or {})}), (loss, metrics)
+
+  zeros = jax.tree.map(jnp.zeros_like, state.params)
+  (grads, model_state), (loss, metrics) = jax.lax.scan(
+      body, (zeros, state.model_state), (jnp.arange(n), micro_batches(batch, n)))
+  return jnp.mean(loss), jax.tree.map(jnp.mean, metrics), model_state, grads
+
+
+def _finite(metrics) -> jax.Array:
+  """Every loss and gradient norm of the step is finite."""
+  vals = [v for k, v in metrics.items() if k.endswith("loss") or k.endswith("grad_norm")]
+  return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in vals]))
+
+
+def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=None, frozen=None,
+                    grad_accum_steps: int = 1, nonfinite: str = "stop"):
   """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
   `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx);
   `augment` (aigc_jax.augment) transforms the batch on the device with the step's key, so a
   resumed run replays it exactly; `frozen` parameters (frozen_mask) keep their exact values.
+  `grad_accum_steps` > 1 computes the gradient over that many micro-batches in a scan and
+  applies the optimiser once. `nonfinite`: when a loss or gradient norm is NaN or infinite, the
+  step leaves the state unchanged and reports `nonfinite_step` = 1 ("stop": the loop then stops;
+  "skip": training goes on) or applies the update anyway ("ignore").
   Models' logical activation constraints apply on the batch sharding's mesh."""
+  if nonfinite not in NONFINITE:
+    raise ConfigError(f"train.nonfinite={nonfinite!r}; valid: {', '.join(NONFINITE)}.")
 
   def train_step(state: TrainState, batch):
     with sharding.activation_constraints(batch_sharding.mesh):
-      return _train_step(state, batch)
+      new_state, metrics = _train_step(state, batch)
+    if nonfinite == "ignore":
+      return new_state, metrics
+    ok = _finite(metrics)
+    # A bad step keeps every bit of the old state (step counter aside), so the checkpoint the
+    # loop writes next is still the last good one.
+    kept = jax.tree.map(lambda new, old: jnp.where(ok, new, old), new_state,
+                        state.replace(step=new_state.step))
+    return kept, dict(metrics, nonfinite_step=1.0 - ok.astype(jnp.float32))
 
   def _train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
@@ -182,16 +247,12 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
       params, opt_state, model_state, metrics = _players_step(task, tx, state, batch, rng,
                                                               frozen)
     else:
-      def loss_fn(params):
-        return task.loss(params, state.model_state, batch, rng, state.step)
-
-      (loss, (metrics, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-          state.params)
+      loss, metrics, model_state, grads = _accumulated_grads(task, state, batch, rng,
+                                                             grad_accum_steps)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = _apply(state.params, updates, frozen)
       metrics = dict(metrics, loss=loss, grad_norm=losses.l2_norm(grads),
                      update_norm=losses.l2_norm(updates), lr=optim.learning_rate(opt_state))
-      model_state = {**state.model_state, **(model_state or {})}
     if task.ema_decay > 0:
       # Warm-up (d_t = min(d, (1 + t) / (10 + t))): early on the average follows the weights
       # instead of remembering the random initialisation for 1 / (1 - d) steps.

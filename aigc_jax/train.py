@@ -21,7 +21,7 @@ from absl import logging
 from aigc_jax import (augment as augment_lib, checkpoint, evaluators, optim, sharding,
                       step as step_lib, transfer, writers)
 from aigc_jax.data import pipeline
-from aigc_jax.errors import ConfigError
+from aigc_jax.errors import ConfigError, DivergedError
 from aigc_jax.tasks import get_task
 
 
@@ -37,6 +37,9 @@ def validate(config) -> None:
   for k in ("batch_size", "eval_batch_size"):
     if config.data[k] <= 0:
       raise ConfigError(f"data.{k} must be positive, got {config.data[k]}.")
+  if config.train.nonfinite not in step_lib.NONFINITE:
+    raise ConfigError(f"train.nonfinite={config.train.nonfinite!r}; valid: "
+                      f"{', '.join(step_lib.NONFINITE)}.")
   if config.train.best_mode not in ("min", "max"):
     raise ConfigError(f"train.best_mode={config.train.best_mode!r}; valid: min, max.")
   pipeline.validate(config.data)
@@ -85,11 +88,32 @@ class StepParts(NamedTuple):
   batch_sharding: Any
   batch: dict  # the abstract global batch (before augmentation), sharded
   augment: Any
+  options: dict  # make_train_step's keyword options from config.train
 
   def lower(self, task):
     """The one jitted step (state donated), lowered for the abstract state and batch."""
     return step_lib.make_train_step(task, self.tx, self.shardings, self.batch_sharding,
-                                    self.augment, self.frozen).lower(self.abstract, self.batch)
+                                    self.augment, self.frozen, **self.options).lower(
+                                        self.abstract, self.batch)
+
+
+def _stop_if_diverged(config, window: list, done: int, ckpt) -> None:
+  """train.nonfinite="stop": the step left the state as it was at the first non-finite loss or
+  gradient; stop here, before the next checkpoint, so the last one saved is a good one."""
+  if config.train.nonfinite != "stop":
+    return
+  bad = [i for i, m in enumerate(window) if m.get("nonfinite_step", 0.0) > 0]
+  if not bad:
+    return
+  step = done - len(window) + bad[0] + 1
+  m = window[bad[0]]
+  values = ", ".join(f"{k}={float(v):.4g}" for k, v in m.items()
+                     if k.endswith("loss") or k.endswith("grad_norm"))
+  raise DivergedError(
+      f"Step {step} gave a non-finite loss or gradient ({values}); its update was not applied "
+      f"and training stopped. The last checkpoint ({ckpt.latest_step() or 'none yet'}) is "
+      "intact. Lower optim.lr, set optim.grad_clip_norm, check the data for NaNs, or set "
+      "train.nonfinite='skip' to skip such steps and go on.")
 
 
 def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
@@ -105,8 +129,12 @@ def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
   abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh)
   batch_sh = sharding.batch_sharding(mesh)
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh) for k, v in spec.items()}
+  step_lib.check_grad_accum(task, config.data.batch_size, sharding.data_parallel_size(mesh),
+                            config.train.grad_accum_steps)
+  options = {"grad_accum_steps": config.train.grad_accum_steps,
+             "nonfinite": config.train.nonfinite}
   return StepParts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
-                   augment)
+                   augment, options)
 
 
 class _Preemption:
@@ -272,6 +300,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         elapsed = time.perf_counter() - t_window
         mean["examples_per_sec"] = len(window) * global_batch / elapsed
         writer.write(done, "train", mean)
+        _stop_if_diverged(config, host, done, ckpt)
         pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items() if k.endswith("loss")},
                           "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()

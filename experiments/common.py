@@ -98,6 +98,13 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.train.keep_best_checkpoint = True  # False: only report the best value in the summary
   c.train.async_checkpoints = True
   c.train.progress_bar = True
+  # > 1: each step's gradient is the mean over this many micro-batches of the global batch,
+  # computed one after another (a scan), then one optimiser update: batches larger than memory.
+  c.train.grad_accum_steps = 1
+  # A NaN or infinite loss or gradient norm: "stop" (state left as it was, the run stops with
+  # the last good checkpoint and names the step), "skip" (the update is skipped and counted as
+  # nonfinite_step in the metrics) or "ignore".
+  c.train.nonfinite = "stop"
 
   # Mesh axis sizes; one may be -1 (filled with the remaining devices).
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
