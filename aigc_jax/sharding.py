@@ -12,6 +12,7 @@ import math
 import flax.linen as nn
 import jax
 import numpy as np
+from jax.experimental import mesh_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
 from aigc_jax.errors import ConfigError
@@ -76,8 +77,12 @@ def make_mesh(mesh_config, devices=None) -> Mesh:
     raise ConfigError(f"Mesh {sizes} must use all {len(devices)} devices on multiple hosts.")
   devices = devices[:math.prod(shape)]
   # Auto axes: linen's logical constraints assert under Explicit axes.
-  return jax.make_mesh(shape, MESH_AXES, axis_types=(jax.sharding.AxisType.Auto,) * len(shape),
-                       devices=devices)
+  types = (jax.sharding.AxisType.Auto,) * len(shape)
+  try:
+    return jax.make_mesh(shape, MESH_AXES, axis_types=types, devices=devices)
+  except NotImplementedError:  # an axis no product of torus sides (8 x 8 on v5p's 4x4x4)
+    grid = mesh_utils.create_device_mesh(shape, devices, allow_split_physical_axes=True)
+    return Mesh(grid, MESH_AXES, axis_types=types)
 
 
 @contextlib.contextmanager

@@ -6,7 +6,7 @@ import importlib.util
 
 import pytest
 
-from aigc_jax import compile as aot
+from aigc_jax import compile as aot, sharding
 from aigc_jax.errors import ConfigError
 from experiments import gpt_sizes
 
@@ -103,3 +103,12 @@ def test_h100_compiles_without_a_gpu():
   r = aot.compile_report(_small_gpt(data=8, fsdp=1), "h100-8")
   assert r["chip"] == "h100" and r["flops"] is None  # XLA:GPU gives no cost analysis
   assert 0 < r["total_bytes"] < r["hbm_bytes"] and r["mfu"] > 0
+
+
+@needs_libtpu
+def test_a_mesh_axis_may_split_the_torus():
+  # 8 x 8 on v5p-128's 4x4x4 chips: no axis is a product of torus sides, so one is split.
+  _, devices = aot.topology_devices("v5p-128")
+  mesh = sharding.make_mesh({"data": -1, "fsdp": 8, "tensor": 1}, devices)
+  assert dict(mesh.shape) == {"data": 8, "fsdp": 8, "tensor": 1}
+  assert len(set(mesh.devices.flat)) == 64
