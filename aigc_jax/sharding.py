@@ -31,6 +31,7 @@ LOGICAL_RULES = (
     ("conv_in", None),
     ("conv_out", "tensor"),
     ("classes", None),
+    ("layers", None),  # scanned layers' stacked parameters (gpt scan_layers)
     # Activations have names of their own. Unconstrained, they inherit the weights' embed -> fsdp
     # rule, which fights the batch's use of the fsdp axis: XLA then replicates work instead of
     # gathering weights (GPT-2 124M on v5e-8 under FSDP: 2x FLOPs per chip, 1.6x temporaries).

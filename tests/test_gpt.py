@@ -8,9 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+import flax.linen as nn
 from flax.core import meta
 
 from aigc_jax import checkpoint, models, sample, sharding, train
+from aigc_jax.models import gpt
 from aigc_jax.sharding import Mesh
 from experiments import common
 from tests import helpers
@@ -178,3 +180,41 @@ def test_rotary_and_remat_variants(kw):
     ga, gb = jax.grad(loss(model))(params), jax.grad(loss(plain))(params)
     jax.tree.map(lambda u, v: np.testing.assert_allclose(u, v, atol=1e-6), ga, gb)
     np.testing.assert_allclose(full, plain.apply({"params": params}, x), atol=1e-6)
+
+
+def test_scanned_layers_compute_what_unrolled_layers_compute():
+  kw = dict(vocab_size=17, block_size=8, num_layers=3, num_heads=2, width=16)
+  unrolled = gpt.Model(**kw)
+  scanned = gpt.Model(**kw, scan_layers=True)
+  x = jax.random.randint(jax.random.PRNGKey(0), (2, 8), 0, 17)
+  p = nn.meta.unbox(unrolled.init(jax.random.PRNGKey(1), x)["params"])
+  ps = nn.meta.unbox(scanned.init(jax.random.PRNGKey(1), x)["params"])
+  assert "blocks" in ps and "block0" not in ps
+  # The same weights, stacked on a leading layers axis.
+  stacked = jax.tree.map(lambda *b: jnp.stack(b), *[p[f"block{i}"] for i in range(3)])
+  ps = {**{k: v for k, v in p.items() if not k.startswith("block")}, "blocks": {"block": stacked}}
+  np.testing.assert_allclose(unrolled.apply({"params": p}, x),
+                             scanned.apply({"params": ps}, x), atol=1e-5, rtol=1e-5)
+  # Decoding one token at a time through the scanned cache gives the same logits too.
+  cache = scanned.init(jax.random.PRNGKey(1), x, decode=True)["cache"]
+  outs = []
+  for t in range(8):
+    out, upd = scanned.apply({"params": ps, "cache": cache}, x[:, t:t + 1], decode=True,
+                             mutable=["cache"])
+    cache = upd["cache"]
+    outs.append(out)
+  np.testing.assert_allclose(jnp.concatenate(outs, 1), unrolled.apply({"params": p}, x),
+                             atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("policy", ["full", "dots_saveable", True])
+def test_remat_policies_change_memory_not_results(policy):
+  kw = dict(vocab_size=17, block_size=8, num_layers=2, num_heads=2, width=16)
+  x = jax.random.randint(jax.random.PRNGKey(0), (2, 8), 0, 17)
+  base, remat = gpt.Model(**kw), gpt.Model(**kw, remat=policy)
+  p = base.init(jax.random.PRNGKey(1), x)["params"]
+  loss = lambda m: jax.grad(lambda q: jnp.mean(m.apply({"params": q}, x) ** 2))(p)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, atol=1e-6, rtol=1e-5),
+               nn.meta.unbox(loss(base)), nn.meta.unbox(loss(remat)))
+  with pytest.raises(ValueError, match="model.remat='sometimes'"):
+    gpt.Model(**kw, remat="sometimes").init(jax.random.PRNGKey(1), x)

@@ -16,6 +16,7 @@ weights' sharding.
 import math
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
 
 from aigc_jax import sharding
@@ -96,6 +97,37 @@ class Block(nn.Module):
     return sharding.constrain(x_BTD + drop(h), _BTD)
 
 
+REMAT = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable",
+         "nothing_saveable", "everything_saveable")
+
+
+def _rematted(block_cls, remat):
+  """Block, or Block recomputed in the backward pass under a jax.checkpoint policy."""
+  name = {True: "full", False: "none"}.get(remat, remat)
+  if name not in REMAT:
+    raise ValueError(f"model.remat={remat!r}; valid: {', '.join(REMAT)}.")
+  if name == "none":
+    return block_cls
+  policy = None if name == "full" else getattr(jax.checkpoint_policies, name)
+  # self is argument 0: train, decode and cache_len are Python values, not traced.
+  return nn.remat(block_cls, static_argnums=(2, 3, 5), policy=policy)
+
+
+class _ScanStep(nn.Module):
+  """One scanned layer: (x, broadcast index and lengths) -> (x, None), as nn.scan wants."""
+  block_cls: type
+  fields: tuple
+  train: bool
+  decode: bool
+  cache_len: int
+
+  @nn.compact
+  def __call__(self, x_BTD, index, lengths_B):
+    x_BTD = self.block_cls(*self.fields, name="block")(x_BTD, self.train, self.decode, index,
+                                                       self.cache_len, lengths_B)
+    return x_BTD, None
+
+
 class Model(nn.Module):
   vocab_size: int = 65
   block_size: int = 256
@@ -108,8 +140,14 @@ class Model(nn.Module):
   attention_impl: str = ""  # "": cuDNN on GPU for 16-bit compute, else XLA; or xla | cudnn
   use_bias: bool = True  # False: no biases in dense layers or layer norms (nanoGPT's default)
   position: str = "learned"  # learned (GPT-2 absolute embeddings) | rotary (RoPE on q, k)
-  remat: bool = False  # recompute each block's activations in the backward pass (saves memory)
+  # Recompute each block's activations in the backward pass: "none" | "full" (keep only each
+  # block's input) | a jax.checkpoint_policies name ("dots_saveable": keep matmul outputs ...).
+  # True / False mean "full" / "none".
+  remat: str | bool = "none"
   causal: bool = True  # False: every position attends to every other (masked language models)
+  # One Block scanned num_layers times (nn.scan; parameters stacked on a leading "layers" axis,
+  # under "blocks"): compile time independent of depth. Unrolled: block0 ... blockN-1.
+  scan_layers: bool = False
 
   @nn.compact
   def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False,
@@ -145,12 +183,19 @@ class Model(nn.Module):
       raise ValueError(f"position={self.position!r}; valid: learned, rotary.")
     x_BTD = sharding.constrain(x_BTD, _BTD)
     x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
-    # self is argument 0: train, decode and cache_len are Python values, not traced.
-    block = nn.remat(Block, static_argnums=(2, 3, 5)) if self.remat else Block
-    for i in range(self.num_layers):
-      x_BTD = block(self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
-                    self.use_bias, self.position == "rotary", self.causal, name=f"block{i}")(
-                        x_BTD, train, decode, index, self.block_size, lengths_B)
+    block = _rematted(Block, self.remat)
+    fields = (self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
+              self.use_bias, self.position == "rotary", self.causal)
+    if self.scan_layers:
+      stack = nn.scan(_ScanStep, variable_axes={"params": 0, "cache": 0},
+                      split_rngs={"params": True, "dropout": True}, in_axes=(nn.broadcast,) * 2,
+                      length=self.num_layers, metadata_params={nn.PARTITION_NAME: "layers"})
+      x_BTD, _ = stack(block, fields, train, decode, self.block_size, name="blocks")(
+          x_BTD, index, lengths_B)
+    else:
+      for i in range(self.num_layers):
+        x_BTD = block(*fields, name=f"block{i}")(x_BTD, train, decode, index, self.block_size,
+                                                 lengths_B)
     x_BTD = _layer_norm(dtype, self.use_bias, "ln_f")(x_BTD)
     if features:
       return x_BTD
