@@ -13,6 +13,20 @@ Command (needs $AIGC_JAX_DATA with tinyshakespeare/):
 The `validation` evaluator reports masked-token loss and accuracy over every character of the
 validation split; DIR/samples/ holds a fill-in-the-blanks demo per evaluation; DIR/tokenizer.json
 (mask token included) is what fine-tuning runs read (experiments/speakers_shakespeare_char.py).
+
+One recipe change from gpt_shakespeare_char: rotary positions instead of learned absolute ones.
+Measured, `quick` on the 2-core CPU (one run each; 15% of the 111,540 validation characters
+graded per evaluation, ~16,700):
+  learned positions (GPT's):  masked-character loss 2.506, accuracy 33.6%
+  rotary positions (this):    masked-character loss 1.530, accuracy 55.1%
+With learned positions the bidirectional model sits on the unigram plateau (loss ~3.05, the
+characters' own entropy being 3.31) for the first 1,000 of its 2,000 steps: nothing tells it
+which neighbour is which until the position table is learned, whereas a causal model reads
+order from its mask. Rotary positions make "the character to my left" a fixed rotation, and it
+learns from the start. (Grading 40% of the characters instead of 15% with learned positions:
+2.18 and 39.6%, measured at 40%.) For comparison, the same network causal
+(gpt_shakespeare_char:quick) predicts the next character at 1.906 nats with learned positions
+and 1.787 with rotary ones: a different quantity (one side's context, every character graded).
 """
 
 import ml_collections

@@ -18,7 +18,20 @@
    0, 1, 2: AdamW 5e-4, 5% warm-up then cosine, batch 64, 8 epochs of the labelled lines
    (at least 200 steps), dropout 0.1 before the head, test accuracy after the last step.
 
-Measured: see README.md ("Masked language modelling").
+Measured (2-core CPU; test accuracy %, fine-tuning mean ± std over seeds 0-2; chance 10%, the
+most frequent speaker 14%):
+
+  representation                           probe  kNN   50/class     all (~500/class)
+  from scratch (bidirectional)             21.2   16.1  12.9 ± 1.2   20.2 ± 0.6
+  GPT (causal), fine-tuned                 21.5   17.1  15.3 ± 1.7   26.3 ± 1.0
+  masked LM (bidirectional), fine-tuned    22.8   15.4  15.2 ± 1.2   26.6 ± 0.8
+
+Both pretrained encoders add about 6 points with all labels and 2.4 with 50 per class over the
+same network from scratch; the masked LM and the GPT are level (their difference is inside one
+seed spread). Frozen, mean-pooled features carry little of the speaker (probes 21-23%): the
+gain comes from fine-tuning. The whole command took 51 min with other jobs sharing the two cores
+(18 fine-tuning runs of 200-628 steps at ~0.2 s a step for 64 lines of 64 characters); `quick`:
+see README.md.
 """
 
 import os
