@@ -175,6 +175,12 @@ def _levers(config, problem: str) -> str:
           f"slice), or tensor parallelism for wide layers (--config.mesh.tensor=2, 4 or 8).")
 
 
+def _replicated(share: float, ideal: float) -> str:
+  return (f"Each chip holds {100 * share:.0f}% of the parameters and optimiser state, not "
+          f"{100 * ideal:.1f}%: weights whose dimensions the fsdp (tensor) size does not divide "
+          "are replicated; pick sizes that divide the model's width (and heads).")
+
+
 def _oom(e: Exception) -> bool:
   text = str(e)
   return "RESOURCE_EXHAUSTED" in text or "Ran out of memory" in text
@@ -197,6 +203,10 @@ def compile_report(config, topology: str) -> dict:
   sharding.check_batch_size(config.data.batch_size, mesh)
   step_lib.check_players(task, config.data.batch_size, sharding.data_parallel_size(mesh))
   parts = train.prepare_step(config, task, mesh, spec, max(config.train.num_steps, 1))
+  state = _bytes_per_chip(parts.abstract.params) + _bytes_per_chip(parts.abstract.opt_state)
+  whole = sum(math.prod(x.shape) * x.dtype.itemsize
+              for x in jax.tree.leaves((parts.abstract.params, parts.abstract.opt_state)))
+  ideal = 1 / (mesh.shape["fsdp"] * mesh.shape["tensor"])
   t = time.perf_counter()
   lowered = parts.lower(task)
   try:
@@ -205,7 +215,9 @@ def compile_report(config, topology: str) -> dict:
     if _oom(e):
       raise ConfigError(_levers(config, f"The train step does not fit in a {gen} chip's "
                                 f"{chip.hbm_bytes / GiB:.0f} GiB of HBM (XLA: "
-                                f"{str(e).splitlines()[0][:300]}).")) from None
+                                f"{str(e).splitlines()[0][:300]}).")
+                        + (" " + _replicated(state / whole, ideal) if state / whole > 1.5 * ideal
+                           else "")) from None
     raise
   compile_s = time.perf_counter() - t  # lowering included
 
@@ -234,7 +246,11 @@ def compile_report(config, topology: str) -> dict:
       "total_bytes": total, "hbm_bytes": chip.hbm_bytes, "fits": total <= chip.hbm_bytes,
       "flops": flops, "model_flops": model_flops, "bytes_accessed": bytes_accessed,
       "roofline_step_s": step_s, "tokens_per_s_per_chip": tokens / chips / step_s,
-      "mfu": model_flops / (step_s * chip.peak_flops), "compile_s": compile_s,
+      # Without a cost analysis (XLA:GPU) the step time is only a compute floor: no MFU.
+      "mfu": None if flops is None else model_flops / (step_s * chip.peak_flops),
+      "compile_s": compile_s,
+      # The share of parameters and optimiser state each chip holds; 1 / (fsdp x tensor) at best.
+      "state_share": state / whole, "state_ideal_share": ideal,
   }
   return report
 
@@ -262,9 +278,12 @@ def format_report(r: dict) -> str:
       f"bytes accessed {g(r['bytes_accessed'])}" if r["flops"] is not None else
       f"  no cost analysis from XLA:GPU; 6 x parameters x tokens: {r['model_flops'] / 1e12:.2f} T"
       " (the roofline below is compute-only)",
+      *([f"  note: {_replicated(r['state_share'], r['state_ideal_share'])}"]
+        if r["state_share"] > 1.5 * r["state_ideal_share"] else []),
       f"  roofline step {1e3 * r['roofline_step_s']:.1f} ms -> "
       f"{r['tokens_per_s_per_chip']:,.0f} tokens/s/chip, MFU {100 * r['mfu']:.1f}% "
-      "(an upper bound: collectives and overlap are not modelled)",
+      "(an upper bound: collectives and overlap are not modelled)" if r["mfu"] is not None else
+      f"  compute floor {1e3 * r['roofline_step_s']:.1f} ms a step at peak (6ND only; no MFU)",
   ])
 
 

@@ -102,7 +102,7 @@ def test_a_step_that_cannot_fit_names_the_levers():
 def test_h100_compiles_without_a_gpu():
   r = aot.compile_report(_small_gpt(data=8, fsdp=1), "h100-8")
   assert r["chip"] == "h100" and r["flops"] is None  # XLA:GPU gives no cost analysis
-  assert 0 < r["total_bytes"] < r["hbm_bytes"] and r["mfu"] > 0
+  assert 0 < r["total_bytes"] < r["hbm_bytes"] and r["mfu"] is None
 
 
 @needs_libtpu
