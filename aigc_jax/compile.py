@@ -170,7 +170,7 @@ def _levers(config, problem: str) -> str:
   fsdp = "already -1: every chip the other axes leave" if fsdp == -1 else f"now {fsdp}; -1: all"
   return (f"{problem} Levers: shard parameters and optimiser state over more "
           f"chips (a larger --config.mesh.fsdp, {fsdp}), recompute "
-          f"activations in the backward pass (--config.model.remat=True), fewer examples per chip "
+          f"activations in the backward pass (--config.model.remat=full), fewer examples per chip "
           f"(a smaller --config.data.batch_size, now {config.data.batch_size}, or a larger "
           f"slice), or tensor parallelism for wide layers (--config.mesh.tensor=2, 4 or 8).")
 

@@ -9,7 +9,7 @@ models).
 
 Command (no data and no accelerator needed; `pip install -e ".[tpu]"` for libtpu):
   python -m aigc_jax.compile --config=experiments/gpt_sizes.py:124m --topology=v5e-256 \
-      --config.mesh.data=1 --config.mesh.fsdp=-1 [--config.model.remat=True]
+      --config.mesh.data=1 --config.mesh.fsdp=-1 [--config.model.remat=full]
 
 The data section is tiny Shakespeare as bytes so that any variant also trains as it stands (a
 smoke test); a real run points data.name at a large corpus with a BPE tokenizer.
@@ -58,7 +58,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = gpt_shakespeare_char.get_config()  # its data, evaluators and AdamW recipe, scaled up
   c.model.update(vocab_size=50304, block_size=1024, num_layers=layers, num_heads=heads,
                  width=width, dropout=0.0, use_bias=True, dtype="bfloat16")
-  c.model.remat = False  # or a policy name (models/gpt.py)
+  c.model.remat = "none"  # full, dots_saveable ... (models/gpt.py)
   c.model.scan_layers = False
   c.data.update(tokenizer="byte", seq_len=1024, packing="packed", batch_size=512,
                 eval_batch_size=512)

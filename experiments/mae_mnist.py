@@ -12,9 +12,13 @@ Commands:
   python -m experiments.mae_mnist --workdir=DIR
   python -m aigc_jax.main --config=experiments/mae_mnist.py:quick --workdir=DIR
 
-Measured (2-core CPU, one run each): default hidden-patch mse 0.0601, probe 84.2%, kNN 61.3%,
-1 min 42 s; quick 0.0681, 70.2%, 34.6%, 46 s. Undertrained: the mean image scores ~0.067, and the
-reconstructions are blurred where patches were hidden; MAE needs far longer schedules.
+Measured (2-core CPU, one run each):
+  default, 100 epochs: hidden-patch mse 0.0404, linear probe 94.3%, kNN 90.7%, 8 min 18 s
+  30 epochs (the first default): 0.0601, 84.2%, 61.3%, 1 min 42 s
+  quick, 10 epochs: 0.0681, 70.2%, 34.6%, 46 s
+Predicting the mean image scores ~0.067: 30 epochs learned little beyond it; at 100 the hidden
+strokes come back recognisably (DIR/samples/reconstructions_step_N.png), and the mean-pooled
+code probes as well as SimCLR's (94.1%). Fine-tuned as a ViT: experiments/transfer_mnist.py.
 """
 
 import ml_collections
