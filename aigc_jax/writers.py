@@ -134,12 +134,18 @@ class LineProgress:
     pass
 
 
+def _in_notebook() -> bool:
+  """Inside a Jupyter/Colab kernel (its output is no TTY, but it draws tqdm's widget bar)."""
+  ipython = sys.modules.get("IPython")
+  shell = ipython.get_ipython() if ipython is not None else None
+  return getattr(shell, "kernel", None) is not None
+
+
 def progress_bar(total: int, initial: int, enabled: bool):
   """A tqdm bar on a terminal or in a notebook; plain lines when output goes to a file."""
   if not enabled or jax.process_index() != 0:
     return LineProgress(total, initial, quiet=True)
-  notebook = "ipykernel" in sys.modules
-  if not notebook and not sys.stderr.isatty():
+  if not _in_notebook() and not sys.stderr.isatty():
     return LineProgress(total, initial)
   from tqdm import auto as tqdm  # pylint: disable=import-outside-toplevel
   return tqdm.tqdm(total=total, initial=initial, unit="step", dynamic_ncols=True, mininterval=1.0)

@@ -30,6 +30,10 @@ def test_progress_without_a_terminal_is_one_plain_line_per_log_interval(tmp_path
   import sys  # pylint: disable=import-outside-toplevel
   from aigc_jax import train  # pylint: disable=import-outside-toplevel
   from tests import helpers  # pylint: disable=import-outside-toplevel
+  try:  # imported but not running a kernel (as after the notebook tests): still no TTY
+    __import__("ipykernel.kernelapp")
+  except ImportError:
+    pass
   err = io.StringIO()  # not a TTY, as when a batch job's output goes to a file
   monkeypatch.setattr(sys, "stderr", err)
   train.run(helpers.tiny_config(str(tmp_path / "tfds"), num_steps=20, progress_bar=True),
