@@ -222,8 +222,9 @@ def markdown(table: dict, spec: Table) -> str:
     lines.append(f"| {spec.names.get(rep, rep)} | {100 * row['linear_probe']:.1f} | "
                  f"{100 * row['knn']:.1f} | {' | '.join(cells)} |")
   lines.append("")
-  lines.append(f"{spec.title}. Test accuracy (%); fine-tuning: mean ± std over "
-               f"{len(spec.seeds)} seeds (each its own labelled subset).")
+  spread = (f"mean ± std over {len(spec.seeds)} seeds (each its own labelled subset)"
+            if len(spec.seeds) > 1 else f"one seed ({spec.seeds[0]}), so no spread")
+  lines.append(f"{spec.title}. Test accuracy (%); fine-tuning: {spread}.")
   return "\n".join(lines) + "\n"
 
 
