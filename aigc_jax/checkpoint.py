@@ -7,14 +7,15 @@ save is complete), so a crash or `kill -9` never leaves a half-written checkpoin
 import dataclasses
 import json
 import os
-import shutil
 import time
 
+from etils import epath
 import grain
 import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from aigc_jax import writers
 from aigc_jax.errors import ConfigError
 
 
@@ -28,10 +29,15 @@ class _IteratorSnapshot:
     return self._state
 
 
+def _absolute(path: str) -> str:
+  """Local paths made absolute (orbax wants them so); cloud paths (gs://...) as they are."""
+  return os.path.abspath(path) if writers.is_local(path) else str(path)
+
+
 class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 2, async_save: bool = True):
-    self.directory = os.path.abspath(directory)
+    self.directory = _absolute(directory)
     self._mngr = ocp.CheckpointManager(
         self.directory,
         options=ocp.CheckpointManagerOptions(
@@ -95,10 +101,10 @@ class Checkpointer:
     return 0, None
 
   def _move_aside(self, step: int) -> str:
-    aside = os.path.join(self.directory + ".damaged", f"{step}-{time.strftime('%Y%m%d-%H%M%S')}")
-    os.makedirs(os.path.dirname(aside), exist_ok=True)
-    shutil.move(os.path.join(self.directory, str(step)), aside)
-    return aside
+    aside = epath.Path(self.directory + ".damaged") / f"{step}-{time.strftime('%Y%m%d-%H%M%S')}"
+    aside.parent.mkdir(parents=True, exist_ok=True)
+    epath.Path(self.directory, str(step)).rename(aside)
+    return str(aside)
 
   def wait(self) -> None:
     self._mngr.wait_until_finished()
@@ -130,8 +136,8 @@ def _checkpoint_dir(workdir: str, which: str) -> tuple[str, int] | None:
   kept no best checkpoint (train.best_metric unset)."""
   order = (BEST, "checkpoints") if which == "best" else ("checkpoints",)
   for sub in order:
-    directory = os.path.join(os.path.abspath(workdir), sub)
-    if os.path.isdir(directory):
+    directory = os.path.join(_absolute(workdir), sub)
+    if epath.Path(directory).is_dir():
       step = ocp.CheckpointManager(directory).latest_step()
       if step is not None:
         return directory, step
@@ -140,14 +146,13 @@ def _checkpoint_dir(workdir: str, which: str) -> tuple[str, int] | None:
 
 def read_config(workdir: str) -> ml_collections.ConfigDict:
   """A training workdir's config.json."""
-  if not os.path.isdir(workdir):
+  if not epath.Path(workdir).is_dir():
     raise ConfigError(f"Workdir {workdir!r} does not exist; train there first (python -m "
                       "aigc_jax.main --config=... --workdir=DIR) or fix the path.")
-  path = os.path.join(workdir, "config.json")
-  if not os.path.isfile(path):
+  path = epath.Path(workdir) / "config.json"
+  if not path.exists():
     raise ConfigError(f"{workdir} has no config.json: it is not a training workdir.")
-  with open(path) as f:
-    return ml_collections.ConfigDict(json.load(f))
+  return ml_collections.ConfigDict(json.loads(path.read_text()))
 
 
 def load_workdir(workdir: str, which: str = "best") -> Trained:

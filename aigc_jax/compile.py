@@ -191,11 +191,7 @@ def compile_report(config, topology: str) -> dict:
   check_fits). Raises ConfigError when XLA finds that it cannot fit in HBM."""
   gen, devices = topology_devices(topology)
   chip = CHIPS[gen]
-  make = getattr(tasks.module(config.task), "make_without_data", None)
-  if make is None:
-    raise ConfigError(f"Task {config.task!r} cannot be compiled without its data: its module has "
-                      "no make_without_data(config) (the lm task has one).")
-  task, spec = make(config)
+  task, spec = tasks.get_task(config, without_data=True)
   mesh = sharding.make_mesh(config.mesh, devices)
   if mesh.devices.size != len(devices):
     raise ConfigError(f"Mesh {dict(mesh.shape)} uses {mesh.devices.size} of the {len(devices)} "

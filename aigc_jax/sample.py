@@ -13,6 +13,7 @@ import functools
 import os
 import sys
 
+from etils import epath
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -97,7 +98,8 @@ def load_workdir(workdir: str):
   """(config, model, params, tokenizer) of a trained language-model workdir."""
   from aigc_jax import checkpoint  # pylint: disable=import-outside-toplevel
   tok_path = os.path.join(workdir, TOKENIZER_FILE)
-  if os.path.isfile(os.path.join(workdir, "config.json")) and not os.path.exists(tok_path):
+  if (epath.Path(workdir, "config.json").exists()
+      and not epath.Path(tok_path).exists()):
     raise ConfigError(f"{workdir} has no {TOKENIZER_FILE}: only language-model runs "
                       "(data.tokenizer set) can be sampled.")
   trained = checkpoint.load_workdir(workdir)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 import ml_collections
 import numpy as np
 
-from aigc_jax import train
+from aigc_jax import train, writers
 from aigc_jax.errors import ConfigError
 
 
@@ -99,11 +99,9 @@ def run(config, workdir: str) -> dict:
   if not all(metric in row for row in table.values()):
     metric = sorted(k for k in next(iter(table.values())) if k not in ("runs", "reference"))[0]
   summary = {"sweep": [[k, [_name(x) for x in v]] for k, v in config.sweep], "table": table}
-  os.makedirs(workdir, exist_ok=True)
-  with open(os.path.join(workdir, "summary.json"), "w") as f:
-    json.dump(summary, f, indent=2, sort_keys=True)
+  writers.atomic_write(os.path.join(workdir, "summary.json"),
+                       json.dumps(summary, indent=2, sort_keys=True))
   md = markdown(table, metric)
-  with open(os.path.join(workdir, "summary.md"), "w") as f:
-    f.write(md)
+  writers.atomic_write(os.path.join(workdir, "summary.md"), md)
   print(md, flush=True)
   return summary

@@ -13,6 +13,7 @@ import signal
 import time
 from typing import Any, Callable, NamedTuple
 
+from etils import epath
 import jax
 import ml_collections
 import numpy as np
@@ -59,11 +60,10 @@ def _write_json(path: str, obj) -> None:
 
 
 def _save_config(config, workdir: str) -> None:
-  path = os.path.join(workdir, "config.json")
+  path = epath.Path(workdir) / "config.json"
   new = json.loads(config.to_json_best_effort())
-  if os.path.exists(path):
-    with open(path) as f:
-      old = json.load(f)
+  if path.exists():
+    old = json.loads(path.read_text())
     if old != new:
       logging.warning("Config differs from the one in %s; continuing with the new one.", path)
   _write_json(path, new)
@@ -216,7 +216,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   mesh = sharding.make_mesh(config.mesh, devices)
   sharding.check_batch_size(config.data.batch_size, mesh)
   step_lib.check_players(task, config.data.batch_size, sharding.data_parallel_size(mesh))
-  os.makedirs(workdir, exist_ok=True)
+  epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   _save_config(config, workdir)
 
   train_split = pipeline.load_train_split(config.data, config.seed)
@@ -239,11 +239,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  keep=config.train.keep_checkpoints,
                                  async_save=config.train.async_checkpoints)
-  summary_path = os.path.join(workdir, "summary.json")
+  summary_path = epath.Path(workdir) / "summary.json"
   start = ckpt.latest_step() or 0
-  if start >= num_steps and os.path.exists(summary_path):
-    with open(summary_path) as f:
-      summary = json.load(f)
+  if start >= num_steps and summary_path.exists():
+    summary = json.loads(summary_path.read_text())
     print(f"{workdir}: already finished ({num_steps} steps); summary: {summary}", flush=True)
     ckpt.close()
     return summary

@@ -1,41 +1,58 @@
-"""The workdir's logs: metrics.jsonl, TensorBoard events, PNG plots and the progress bar."""
+"""The workdir's logs: metrics.jsonl, TensorBoard events, PNG plots and the progress bar.
+
+Workdir files go through etils.epath, so a workdir may be a local path or cloud storage
+(gs://bucket/run, where orbax writes the checkpoints too).
+"""
 
 import collections
+import io
 import json
 import os
 import sys
 import time
 
+from etils import epath
 import jax
 import numpy as np
 
 
-def atomic_write(path: str, data: str | bytes) -> None:
-  """Writes `path` whole or not at all (temporary file, then rename): a kill never leaves a
-  half-written file where a reader expects a complete one."""
-  tmp = f"{path}.tmp-{os.getpid()}"
-  with open(tmp, "wb" if isinstance(data, bytes) else "w") as f:
-    f.write(data)
-  os.replace(tmp, path)
+def is_local(path) -> bool:
+  return "://" not in str(path)
+
+
+def atomic_write(path, data: str | bytes) -> None:
+  """Writes `path` (local or cloud) whole or not at all (temporary file, then rename): a kill
+  never leaves a half-written file where a reader expects a complete one. Makes its folder."""
+  path = epath.Path(path)
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.parent / f"{path.name}.tmp-{os.getpid()}"
+  if isinstance(data, bytes):
+    tmp.write_bytes(data)
+  else:
+    tmp.write_text(data)
+  tmp.replace(path)
 
 
 class MetricWriter:
   """Appends {"step", "split", ...} events to metrics.jsonl (and TensorBoard) on process 0.
 
   On resume, events after the restored step are dropped: the resumed run logs them again.
+  Cloud storage cannot append, so there each write replaces the file (atomically).
   """
 
   def __init__(self, workdir: str, resume_step: int = 0, tensorboard: bool = True):
-    self.path = os.path.join(workdir, "metrics.jsonl")
-    self.plot_dir = os.path.join(workdir, "plots")
+    self.path = epath.Path(workdir) / "metrics.jsonl"
+    self.plot_dir = epath.Path(workdir) / "plots"
     self.active = jax.process_index() == 0
     self._tb = None
     if not self.active:
       return
-    kept = [e for e in read_metrics(self.path) if e["step"] <= resume_step] if resume_step else []
-    with open(self.path, "w") as f:
-      f.writelines(json.dumps(e) + "\n" for e in kept)
-    if tensorboard:
+    self._lines = [json.dumps(e) + "\n" for e in read_metrics(self.path)
+                   if e["step"] <= resume_step] if resume_step else []
+    atomic_write(self.path, "".join(self._lines))
+    if tensorboard and not is_local(workdir):
+      print(f"TensorBoard events are written for local workdirs only, not {workdir}.")
+    elif tensorboard:
       from tensorboardX import SummaryWriter  # pylint: disable=import-outside-toplevel
       self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
 
@@ -43,8 +60,12 @@ class MetricWriter:
     if not self.active:
       return
     event = {"step": int(step), "split": split, **{k: float(v) for k, v in metrics.items()}}
-    with open(self.path, "a") as f:
-      f.write(json.dumps(event) + "\n")
+    self._lines.append(json.dumps(event) + "\n")
+    if is_local(self.path):
+      with self.path.open("a") as f:
+        f.write(self._lines[-1])
+    else:
+      atomic_write(self.path, "".join(self._lines))
     if self._tb is not None:
       for k, v in metrics.items():
         self._tb.add_scalar(f"{split}/{k}", float(v), int(step))
@@ -59,11 +80,12 @@ class MetricWriter:
       self._tb.close()
 
 
-def read_metrics(path: str) -> list[dict]:
-  if not os.path.exists(path):
+def read_metrics(path) -> list[dict]:
+  path = epath.Path(path)
+  if not path.exists():
     return []
   events = []
-  with open(path) as f:
+  with path.open() as f:
     for line in f:
       try:
         events.append(json.loads(line))
@@ -72,7 +94,7 @@ def read_metrics(path: str) -> list[dict]:
   return events
 
 
-def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
+def plot_metrics(events: list[dict], plot_dir) -> list[str]:
   """One PNG per metric, a line per split (train/test ...), against the step."""
   import matplotlib  # pylint: disable=import-outside-toplevel
   matplotlib.use("Agg")
@@ -83,7 +105,8 @@ def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
     for k, v in e.items():
       if k not in ("step", "split"):
         series[k][e["split"]].append((e["step"], v))
-  os.makedirs(plot_dir, exist_ok=True)
+  plot_dir = epath.Path(plot_dir)
+  plot_dir.mkdir(parents=True, exist_ok=True)
   paths = []
   for name, splits in series.items():
     if max(len(points) for points in splits.values()) < 2:
@@ -99,10 +122,12 @@ def plot_metrics(events: list[dict], plot_dir: str) -> list[str]:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    path = os.path.join(plot_dir, f"{name}.png")
-    fig.savefig(path, dpi=100)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100)
     plt.close(fig)
-    paths.append(path)
+    path = plot_dir / f"{name}.png"
+    atomic_write(path, buf.getvalue())
+    paths.append(str(path))
   return paths
 
 

@@ -58,7 +58,7 @@ def flops_per_token(m) -> float:
 
 def measure(name: str, dtype: str) -> dict:
   c = case_config(name)
-  c.model.dtype = dtype
+  c.compute_dtype = dtype
   mesh = sharding.make_mesh(c.mesh)
   task = lm_task.make_task(c, c.model.vocab_size)
   B, T = c.data.batch_size, c.data.seq_len

@@ -15,6 +15,10 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   # batch over one device per core uses the cores better.
   c.cpu_devices = 0
 
+  # Mixed precision for every model (aigc_jax/precision.py): "bfloat16" computes in bfloat16
+  # with float32 parameters, optimiser state, loss and softmax; "float32" is full precision.
+  c.compute_dtype = "float32"
+
   # Model: `name` picks aigc_jax/models/<name>.py; the other keys are that module's fields.
   c.model = ml_collections.ConfigDict({"name": "mlp"})
 

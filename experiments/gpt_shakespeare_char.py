@@ -45,7 +45,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = common.get_config(task="lm")  # evaluators: samples (text); validation added below
   c.model = ml_collections.ConfigDict(dict(
       name="gpt", vocab_size=0, block_size=256, num_layers=6, num_heads=6, width=384,
-      dropout=0.2, tie_embeddings=True, use_bias=False, dtype="float32", attention_impl="",
+      dropout=0.2, tie_embeddings=True, use_bias=False, attention_impl="", dtype="",
       position="learned"))
   c.data.update(name="text_files/tinyshakespeare", tokenizer="char", seq_len=256,
                 packing="windows", batch_size=64, eval_split="validation", eval_batch_size=256)

@@ -57,7 +57,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   layers, heads, width = SIZES[name]
   c = gpt_shakespeare_char.get_config()  # its data, evaluators and AdamW recipe, scaled up
   c.model.update(vocab_size=50304, block_size=1024, num_layers=layers, num_heads=heads,
-                 width=width, dropout=0.0, use_bias=True, dtype="bfloat16")
+                 width=width, dropout=0.0, use_bias=True)
+  c.compute_dtype = "bfloat16"
   c.model.remat = "none"  # full, dots_saveable ... (models/gpt.py)
   c.model.scan_layers = False
   c.data.update(tokenizer="byte", seq_len=1024, packing="packed", batch_size=512,

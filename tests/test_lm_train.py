@@ -89,7 +89,7 @@ def test_bfloat16_compute_lands_near_float32(data_dir, tfds_dir, tmp_path):
   out = {}
   for dtype in ("float32", "bfloat16"):
     c = _config(data_dir, tfds_dir)
-    c.model.dtype = dtype
+    c.compute_dtype = dtype
     out[dtype] = train.run(c, str(tmp_path / dtype))
   assert abs(out["bfloat16"]["validation_loss"] - out["float32"]["validation_loss"]) < 0.02
   step, raw = helpers.final_state(str(tmp_path / "bfloat16"))

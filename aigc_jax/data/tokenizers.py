@@ -14,6 +14,7 @@ import os
 import re
 from typing import Iterable
 
+from etils import epath
 import numpy as np
 
 from aigc_jax import writers
@@ -229,8 +230,7 @@ def save(tokenizer, path: str, *, name: str = "", data_fingerprint: str = "") ->
 def load(path: str, *, data_fingerprint: str = ""):
   """Loads a tokenizer file; with `data_fingerprint`, refuses one fitted on other text."""
   try:
-    with open(path) as f:
-      spec = json.load(f)
+    spec = json.loads(epath.Path(path).read_text())
   except FileNotFoundError:
     raise ConfigError(f"No tokenizer file at {path}.") from None
   except (json.JSONDecodeError, UnicodeDecodeError) as e:

@@ -197,7 +197,6 @@ def make(name, ec, ctx):
     if jax.process_index() == 0:
       record = {"step": int(step), "samples": n, "class_fractions": hist.round(4).tolist(), **out}
       path = os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.json")
-      os.makedirs(os.path.dirname(path), exist_ok=True)
       writers.atomic_write(path, json.dumps(record, indent=1))
     return out
 

@@ -1,6 +1,5 @@
 """Image grids as PNG files: a batch of images tiled into one picture a person can look at."""
 
-import os
 
 import einops
 import numpy as np
@@ -27,7 +26,6 @@ def save(images_NHWC, path: str, ncol: int, value_range=(-1.0, 1.0)) -> str:
   """Writes the tiled grid as a PNG (atomically), returns the path."""
   from PIL import Image  # pylint: disable=import-outside-toplevel
   import io  # pylint: disable=import-outside-toplevel
-  os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
   buf = io.BytesIO()
   Image.fromarray(tile(images_NHWC, ncol, value_range)).save(buf, format="PNG")
   writers.atomic_write(path, buf.getvalue())

@@ -19,7 +19,6 @@ def make(name, ec, ctx):
                        temperature=ec.temperature, top_k=ec.top_k)
     if jax.process_index() == 0:
       path = os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.txt")
-      os.makedirs(os.path.dirname(path), exist_ok=True)
       writers.atomic_write(path, text)
     return {}
 

@@ -8,12 +8,18 @@ from aigc_jax import registry
 from aigc_jax.errors import ConfigError
 
 
+def fields(name: str) -> set:
+  """The configurable fields of model `name`."""
+  module = registry.import_member("aigc_jax.models", name, "model")
+  return {f.name for f in dataclasses.fields(module.Model) if f.init} - {"parent", "name"}
+
+
 def get_model(model_config, **overrides) -> nn.Module:
   """Builds `Model(**kwargs)` from the config; unknown keys list the model's valid fields."""
   kwargs = dict(model_config)
   name = kwargs.pop("name")
   module = registry.import_member("aigc_jax.models", name, "model")
-  fields = {f.name for f in dataclasses.fields(module.Model) if f.init} - {"parent", "name"}
+  fields = globals()["fields"](name)
   unknown = sorted(set(kwargs) - fields)
   if unknown:
     raise ConfigError(f"Model {name!r} has no field(s) {unknown}; valid fields: {sorted(fields)}.")

@@ -1,7 +1,7 @@
 """Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU MLP (tanh form, as GPT-2;
 15% faster than erf on CPU), learned positions or rotary embeddings, optionally tied input/output
-embeddings and rematerialised blocks. Weights are fp32 with logical axis names; `dtype` sets the
-compute precision (bfloat16 on accelerators). Initialised as GPT-2: N(0, 0.02), the residual
+embeddings and rematerialised blocks. Weights are fp32 with logical axis names; the compute
+precision follows the parameters (config.compute_dtype casts them; `dtype` overrides). Initialised as GPT-2: N(0, 0.02), the residual
 output projections scaled by 1/sqrt(2 * layers).
 
 `causal=False` makes the same network bidirectional (a masked language model's encoder). Negative
@@ -136,7 +136,8 @@ class Model(nn.Module):
   width: int = 384
   dropout: float = 0.0
   tie_embeddings: bool = True
-  dtype: str = "float32"  # compute dtype; parameters stay float32
+  # Compute dtype; "" follows the parameters, so config.compute_dtype sets it (precision.py).
+  dtype: str = ""
   attention_impl: str = ""  # "": cuDNN on GPU for 16-bit compute, else XLA; or xla | cudnn
   use_bias: bool = True  # False: no biases in dense layers or layer norms (nanoGPT's default)
   position: str = "learned"  # learned (GPT-2 absolute embeddings) | rotary (RoPE on q, k)
@@ -171,7 +172,7 @@ class Model(nn.Module):
       index = idx.value
       if not self.is_initializing():
         idx.value = index + T
-    dtype = jnp.dtype(self.dtype)
+    dtype = jnp.dtype(self.dtype) if self.dtype else None
     wte = nn.Embed(self.vocab_size, self.width, dtype=dtype, name="wte",
                    embedding_init=_normal(0.02, ("vocab", "embed")))
     x_BTD = wte(tokens_BT)

@@ -31,7 +31,7 @@ def sincos_2d(grid_h: int, grid_w: int, dim: int) -> np.ndarray:
 
 
 def _block(m, depth: int, name: str):
-  return Block(m.num_heads, depth, 0.0, jnp.float32, "", True, False, causal=False, name=name)
+  return Block(m.num_heads, depth, 0.0, None, "", True, False, causal=False, name=name)
 
 
 def check(m) -> None:
@@ -50,7 +50,7 @@ def encoder_layers(m) -> None:
   m.patch_embed = nn.Dense(m.width, name="patch_embed", kernel_init=(
       nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, "embed"))))
   m.blocks = [_block(m, m.depth, f"block{i}") for i in range(m.depth)]
-  m.norm = _layer_norm(jnp.float32, True, "norm")
+  m.norm = _layer_norm(None, True, "norm")
   m.pos = sincos_2d(g, g, m.width)
 
 
@@ -62,7 +62,8 @@ def patchify(m, x):
 
 def encode_patches(m, x, ids_keep=None):
   """[B, K, width]: the patches of x in ids_keep (all when None) through `encoder_layers`."""
-  h = m.patch_embed(patchify(m, x)) + jnp.asarray(m.pos)[None]
+  h = m.patch_embed(patchify(m, x))
+  h = h + jnp.asarray(m.pos, h.dtype)[None]  # compute dtype: config.compute_dtype
   if ids_keep is not None:
     h = jnp.take_along_axis(h, ids_keep[..., None], axis=1)
   for blk in m.blocks:
@@ -107,7 +108,7 @@ class Model(nn.Module):
                                  (1, 1, self.decoder_width))
     self.decoder_blocks = [_block(self, self.decoder_depth, f"decoder_block{i}")
                            for i in range(self.decoder_depth)]
-    self.decoder_norm = _layer_norm(jnp.float32, True, "decoder_norm")
+    self.decoder_norm = _layer_norm(None, True, "decoder_norm")
     self.decoder_pred = nn.Dense(self.patch * self.patch * self.channels, name="decoder_pred")
     self.decoder_pos = sincos_2d(g, g, self.decoder_width)
 
@@ -121,7 +122,7 @@ class Model(nn.Module):
     h = self.decoder_embed(latent_BKD)
     fill = jnp.broadcast_to(self.mask_token, (b, self.num_patches - k, self.decoder_width))
     h = jnp.take_along_axis(jnp.concatenate([h, fill], axis=1), ids_restore_BN[..., None], axis=1)
-    h = h + jnp.asarray(self.decoder_pos)[None]
+    h = h + jnp.asarray(self.decoder_pos, h.dtype)[None]
     for blk in self.decoder_blocks:
       h = blk(h, False)
     return self.decoder_pred(self.decoder_norm(h))

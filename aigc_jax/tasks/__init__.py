@@ -10,7 +10,8 @@ config section (`config.<task>`) and default evaluators when an experiment picks
 import dataclasses
 from typing import Any, Callable
 
-from aigc_jax import registry
+from aigc_jax import precision, registry
+from aigc_jax.errors import ConfigError
 
 # The eval_fns names evaluators look for (a task provides those that make sense for it):
 #   metrics(variables, batch, rng) -> per-batch sums over real (mask=1) examples, with "count"
@@ -69,12 +70,26 @@ def module(name: str):
   return registry.import_member("aigc_jax.tasks", name, "task")
 
 
-def get_task(config) -> Task:
-  task = module(config.task).make(config)
+def get_task(config, *, without_data: bool = False):
+  """The task of `config` under its precision policy (aigc_jax/precision.py). without_data:
+  (task, batch spec) from the module's make_without_data(config), which reads no data (the
+  ahead-of-time compiler's path)."""
+  dtype = precision.compute_dtype(config)
+  config, casts_at_use = precision.configure_model(config, dtype)
+  spec = None
+  if without_data:
+    make = getattr(module(config.task), "make_without_data", None)
+    if make is None:
+      raise ConfigError(f"Task {config.task!r} cannot be built without its data: its module "
+                        "has no make_without_data(config) (the lm task has one).")
+    task, spec = make(config)
+  else:
+    task = module(config.task).make(config)
   unknown = sorted(set(task.eval_fns) - set(EVAL_FNS))
   if unknown:  # a new task's typo would otherwise only show as "evaluator needs 'encode'"
     raise ValueError(f"Task {config.task!r} names eval_fns {unknown}; known: {EVAL_FNS}.")
-  return task
+  task = precision.wrap(task, dtype, cast_params=not casts_at_use)
+  return (task, spec) if without_data else task
 
 
 def configure(config) -> None:
