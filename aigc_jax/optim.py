@@ -1,12 +1,16 @@
 """Optax optimisers and learning-rate schedules built from `config.optim`."""
 
+import re
+
+import flax.linen as nn
 import jax
 import optax
+from optax.contrib import MuonDimensionNumbers, muon
 
 from aigc_jax.errors import ConfigError
 
-SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear")
-OPTIMIZERS = ("sgd", "momentum", "adam", "adamw")
+SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear", "wsd")
+OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "muon")
 
 
 def make_schedule(c, total_steps: int) -> optax.Schedule:
@@ -17,6 +21,16 @@ def make_schedule(c, total_steps: int) -> optax.Schedule:
     decay = optax.constant_schedule(c.lr)
   elif c.schedule == "linear":
     decay = optax.linear_schedule(c.lr, floor, max(total_steps - c.warmup_steps, 1))
+  elif c.schedule == "wsd":  # warmup-stable-decay: flat, then a linear cool-down at the end
+    frac = c.get("cooldown_fraction", 0.2)
+    if not 0 < frac <= 1:
+      raise ConfigError(f"optim.cooldown_fraction={frac} must be in (0, 1]: the share of the "
+                        "run spent decaying the learning rate under schedule='wsd'.")
+    rest = max(total_steps - c.warmup_steps, 1)
+    stable = int(round(rest * (1 - frac)))
+    decay = optax.join_schedules([optax.constant_schedule(c.lr),
+                                  optax.linear_schedule(c.lr, floor, max(rest - stable, 1))],
+                                 [stable])
   else:
     decay = optax.cosine_decay_schedule(c.lr, max(total_steps - c.warmup_steps, 1),
                                         alpha=c.min_lr_ratio)
@@ -39,6 +53,42 @@ def _decay_mask(which: str):
   return lambda params: jax.tree.map(lambda p: p.ndim >= 2, params)
 
 
+# Muon's matrix view of each selected kernel, by layer name: (reduction axes, output axes);
+# other axes are batch axes, orthogonalised one by one (the q, k and v of a fused qkv kernel).
+MUON_AXES = {"qkv": ((0,), (2, 3)), "out": ((0, 1), (2,))}
+
+
+def _muon_dims(pattern: str):
+  """Muon dimension numbers for the kernels whose path matches `pattern`, None (AdamW) for the
+  rest; stacked (scanned) layers keep their leading layer axis as a batch axis."""
+  def dims(params):
+    def one(path, leaf):
+      name = "/".join(str(getattr(k, "key", getattr(k, "name", k))) for k in path)
+      value = leaf.value if isinstance(leaf, nn.Partitioned) else leaf
+      if not re.search(pattern, name) or value.ndim < 2:
+        return None
+      offset = int(isinstance(leaf, nn.Partitioned) and leaf.names[0] == "layers")
+      red, out = MUON_AXES.get(name.split("/")[-2], ((0,), (1,)))
+      if len(red) + len(out) + offset > value.ndim:
+        raise ConfigError(f"Muon cannot view {name} (shape {value.shape}) as a matrix.")
+      return MuonDimensionNumbers(tuple(a + offset for a in red), tuple(a + offset for a in out))
+    return jax.tree_util.tree_map_with_path(
+        one, params, is_leaf=lambda x: isinstance(x, nn.Partitioned))
+  return dims
+
+
+def check_muon(c, params) -> None:
+  """A Muon config that selects no matrix trains nothing with Muon: refuse it."""
+  dims = _muon_dims(c.muon_params)(params)
+  if not any(d is not None for d in jax.tree.leaves(
+      dims, is_leaf=lambda x: x is None or isinstance(x, MuonDimensionNumbers))):
+    from aigc_jax import transfer  # pylint: disable=import-outside-toplevel
+    paths = transfer.param_paths(params)
+    raise ConfigError(f"optim.name='muon' but optim.muon_params={c.muon_params!r} selects no 2-D "
+                      f"parameter; parameter paths: {', '.join(paths[:10])}"
+                      f"{' ...' if len(paths) > 10 else ''}.")
+
+
 def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
   """`c` is `config.optim`; the schedule is injected so the learning rate can be logged."""
   if c.name not in OPTIMIZERS:
@@ -53,6 +103,12 @@ def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:
       return optax.sgd(learning_rate, momentum=c.momentum, nesterov=False)
     if c.name == "adam":
       return optax.adam(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps)
+    if c.name == "muon":  # Muon for the hidden matrices, AdamW (its own lr) for the rest
+      return muon(learning_rate, beta=c.muon_momentum, ns_steps=c.muon_ns_steps,
+                  weight_decay=c.weight_decay,
+                  adam_learning_rate=learning_rate * (c.adam_lr / c.lr), adam_b1=c.b1,
+                  adam_b2=c.b2, adam_weight_decay=0.0,
+                  muon_weight_dimension_numbers=_muon_dims(c.muon_params))
     return optax.adamw(learning_rate, b1=c.b1, b2=c.b2, eps=c.eps, weight_decay=c.weight_decay,
                        mask=mask)
 

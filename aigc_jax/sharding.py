@@ -153,6 +153,8 @@ def tree_shardings(abstract_tree, mesh: Mesh, rules=LOGICAL_RULES):
   """Shardings for a (possibly boxed) abstract tree; the result matches the unboxed tree."""
 
   def leaf(x):
+    if _is_box(x) and not hasattr(x.value, "shape"):
+      return x.value  # an empty placeholder (optax's MaskedNode in a partitioned optimiser)
     if _is_box(x):
       spec = nn.logical_to_mesh_axes(x.names, rules)
       return NamedSharding(mesh, _divisible(spec, np.shape(x.value), mesh))

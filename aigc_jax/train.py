@@ -125,6 +125,8 @@ def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
     init_spec = jax.eval_shape(augment, rng, spec)
   abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, init_spec)["params"])
   frozen = step_lib.frozen_mask(config.freeze, abstract_params)
+  if config.optim.name == "muon" and not task.players:
+    optim.check_muon(config.optim, abstract_params)
   tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
   abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh)
   batch_sh = sharding.batch_sharding(mesh)

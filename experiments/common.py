@@ -87,6 +87,14 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.optim.warmup_steps = 0
   c.optim.min_lr_ratio = 0.0  # floor of cosine/linear decay, as a fraction of lr
   c.optim.grad_clip_norm = 0.0  # 0 disables clipping
+  c.optim.cooldown_fraction = 0.2  # schedule "wsd": the final share of steps decaying to the floor
+  # name "muon": Muon (momentum, then Newton-Schulz orthogonalisation) for the kernels whose path
+  # matches muon_params at learning rate `lr`; AdamW (b1, b2, eps) at `adam_lr` for the rest
+  # (embeddings, head, norms, biases, mixing weights), both following the schedule.
+  c.optim.muon_params = r"(^|/)block[^/]*/(qkv|out|fc|proj)/kernel$"
+  c.optim.adam_lr = 3e-3
+  c.optim.muon_momentum = 0.95
+  c.optim.muon_ns_steps = 5
 
   c.train = ml_collections.ConfigDict()
   c.train.num_steps = 0  # exactly one of num_steps / num_epochs is positive

@@ -60,9 +60,28 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c.data.update(seq_len=64, batch_size=12)
     c.cpu_devices = 2  # data parallel over the 2 cores of the reference CPU machine
     c.train.update(num_steps=2000, eval_every_steps=250, checkpoint_every_steps=250)
+  elif arg == "fast":
+    fast(c)
   elif arg:
-    raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, or none.")
+    raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, fast, or "
+                     "none.")
   return c
+
+
+def fast(c) -> None:
+  """`quick`'s model size and data, the modern recipe (module docstring): reach quick's quality
+  in a fraction of its wall time."""
+  c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0,
+                 position="rotary", norm="rms", mlp="relu2", qk_norm=True, zero_init=True,
+                 tie_embeddings=False, logit_softcap=15.0, value_residual=True, x0_skip=True,
+                 unet_skips=True)
+  c.data.update(seq_len=64, batch_size=16)
+  c.cpu_devices = 2
+  c.optim.update(name="muon", lr=0.01, adam_lr=1e-2, b1=0.9, b2=0.99, weight_decay=0.0,
+                 muon_ns_steps=3, schedule="wsd", warmup_steps=40, cooldown_fraction=0.6,
+                 min_lr_ratio=0.0, grad_clip_norm=0.0)
+  # One evaluation, at the end: the whole validation split and a sample.
+  c.train.update(num_steps=260, eval_every_steps=260, checkpoint_every_steps=130)
 
 
 if __name__ == "__main__":

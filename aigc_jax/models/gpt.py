@@ -20,6 +20,7 @@ import jax
 import jax.numpy as jnp
 
 from aigc_jax import sharding
+from aigc_jax.errors import ConfigError
 from aigc_jax.layers import attention
 
 
@@ -45,6 +46,29 @@ def _layer_norm(dtype, use_bias, name=None):
                       bias_init=_zeros(("embed",)))
 
 
+NORMS = ("layer", "rms")
+MLPS = ("gelu", "relu2")
+
+
+def _norm(kind, dtype, use_bias, name=None):
+  """GPT-2's LayerNorm, or a parameter-free RMSNorm (no scale, no bias: modded-nanogpt's)."""
+  if kind == "rms":
+    return nn.RMSNorm(epsilon=1e-6, dtype=dtype, use_scale=False, name=name)
+  return _layer_norm(dtype, use_bias, name)
+
+
+def _rms(x):
+  """Parameter-free RMS normalisation over the last axis, reduced in float32."""
+  x32 = x.astype(jnp.float32)
+  return (x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), -1, keepdims=True) + 1e-6)).astype(x.dtype)
+
+
+def _scalars(module, name, values):
+  """Learned mixing weights (replicated), starting at `values`."""
+  init = nn.with_logical_partitioning(lambda *_: jnp.asarray(values, jnp.float32), (None,))
+  return module.param(name, init)
+
+
 class Block(nn.Module):
   num_heads: int
   num_layers: int
@@ -54,22 +78,42 @@ class Block(nn.Module):
   use_bias: bool
   rotary: bool
   causal: bool = True  # False: bidirectional (a ViT or masked-LM encoder block)
+  # Recipe options (see Model): norm kind, MLP activation, QK-norm, zero-initialised output
+  # projections, value residual (mix in the first block's values), x0 skip (mix in the input).
+  norm: str = "layer"
+  mlp: str = "gelu"
+  qk_norm: bool = False
+  zero_init: bool = False
+  value_residual: bool = False
+  x0_skip: bool = False
 
   @nn.compact
   def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0,
-               lengths_B=None):
+               lengths_B=None, x0_BTD=None, v1=None):
+    """The block's output; with value_residual, (output, this block's own values) so the
+    model can hand the first block's values to the others as `v1`."""
     x_BTD = sharding.constrain(x_BTD, _BTD)
+    if self.x0_skip and x0_BTD is not None:
+      lam = _scalars(self, "x0_lambdas", [1.0, 0.0]).astype(x_BTD.dtype)
+      x_BTD = lam[0] * x_BTD + lam[1] * x0_BTD
     D = x_BTD.shape[-1]
     H = D // self.num_heads
     proj_std = 0.02 / math.sqrt(2 * self.num_layers)
+    proj_init = _zeros if self.zero_init else (lambda names: _normal(proj_std, names))
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    h = _layer_norm(self.dtype, self.use_bias)(x_BTD)
+    h = _norm(self.norm, self.dtype, self.use_bias)(x_BTD)
     qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
                           use_bias=self.use_bias,
                           kernel_init=_normal(0.02, ("embed", None, "heads", "kv")),
                           bias_init=_zeros((None, "heads", "kv")))(h)
     qkv = _constrain(qkv, None, "activation_heads", "activation_kv")
     q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
+    own_v = v
+    if self.value_residual and v1 is not None:
+      lam = _scalars(self, "v_lambda", [0.5]).astype(v.dtype)
+      v = (1 - lam[0]) * v + lam[0] * v1
+    if self.qk_norm:
+      q, k = _rms(q), _rms(k)
     if self.rotary:
       pos = index + jnp.arange(x_BTD.shape[1])
       q, k = attention.rotary(q, pos), attention.rotary(k, pos)
@@ -84,17 +128,18 @@ class Block(nn.Module):
                                           causal=self.causal, lengths=lengths_B)
     a_BTNH = _constrain(a_BTNH, "activation_heads", "activation_kv")
     a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
-                        kernel_init=_normal(proj_std, ("heads", "kv", "embed")),
+                        kernel_init=proj_init(("heads", "kv", "embed")),
                         bias_init=_zeros(("embed",)))(a_BTNH)
     x_BTD = sharding.constrain(x_BTD + drop(a), _BTD)
-    h = _layer_norm(self.dtype, self.use_bias)(x_BTD)
+    h = _norm(self.norm, self.dtype, self.use_bias)(x_BTD)
     h = nn.Dense(4 * D, dtype=self.dtype, name="fc", use_bias=self.use_bias,
                  kernel_init=_normal(0.02, ("embed", "mlp")), bias_init=_zeros(("mlp",)))(h)
     h = _constrain(h, "activation_mlp")
+    h = jnp.square(nn.relu(h)) if self.mlp == "relu2" else nn.gelu(h, approximate=True)
     h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
-                 kernel_init=_normal(proj_std, ("mlp", "embed")),
-                 bias_init=_zeros(("embed",)))(nn.gelu(h, approximate=True))
-    return sharding.constrain(x_BTD + drop(h), _BTD)
+                 kernel_init=proj_init(("mlp", "embed")), bias_init=_zeros(("embed",)))(h)
+    out = sharding.constrain(x_BTD + drop(h), _BTD)
+    return (out, own_v) if self.value_residual else out
 
 
 REMAT = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable",
@@ -149,6 +194,19 @@ class Model(nn.Module):
   # One Block scanned num_layers times (nn.scan; parameters stacked on a leading "layers" axis,
   # under "blocks"): compile time independent of depth. Unrolled: block0 ... blockN-1.
   scan_layers: bool = False
+  # The modern recipe's switches (modded-nanogpt's record table; README "Faster GPT"):
+  norm: str = "layer"  # layer (LayerNorm, GPT-2) | rms (parameter-free RMSNorm)
+  mlp: str = "gelu"  # gelu (tanh form, GPT-2) | relu2 (ReLU squared)
+  qk_norm: bool = False  # RMS-normalise queries and keys per head before attention
+  zero_init: bool = False  # output projections (and an untied head) start at zero
+  logit_softcap: float = 0.0  # > 0: logits = cap * tanh(logits / cap); 0: off
+  value_residual: bool = False  # each block mixes its values with the first block's (learned)
+  x0_skip: bool = False  # each block's input mixes in the embedding output (learned weights)
+  unet_skips: bool = False  # block n-1-i adds block i's output (learned weights), i < n // 2
+
+  def __post_init__(self):
+    _check(self)
+    super().__post_init__()
 
   @nn.compact
   def __call__(self, tokens_BT, *, train: bool = False, decode: bool = False,
@@ -186,7 +244,8 @@ class Model(nn.Module):
     x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
     block = _rematted(Block, self.remat)
     fields = (self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
-              self.use_bias, self.position == "rotary", self.causal)
+              self.use_bias, self.position == "rotary", self.causal, self.norm, self.mlp,
+              self.qk_norm, self.zero_init, self.value_residual, self.x0_skip)
     if self.scan_layers:
       stack = nn.scan(_ScanStep, variable_axes={"params": 0, "cache": 0},
                       split_rngs={"params": True, "dropout": True}, in_axes=(nn.broadcast,) * 2,
@@ -194,14 +253,43 @@ class Model(nn.Module):
       x_BTD, _ = stack(block, fields, train, decode, self.block_size, name="blocks")(
           x_BTD, index, lengths_B)
     else:
-      for i in range(self.num_layers):
-        x_BTD = block(*fields, name=f"block{i}")(x_BTD, train, decode, index, self.block_size,
-                                                 lengths_B)
-    x_BTD = _layer_norm(dtype, self.use_bias, "ln_f")(x_BTD)
+      x0_BTD, v1, skips = x_BTD, None, []
+      n = self.num_layers
+      skip_w = _scalars(self, "skip_weights", [1.0] * (n // 2)) if self.unet_skips else None
+      for i in range(n):
+        if skip_w is not None and i >= n - n // 2:
+          x_BTD = x_BTD + skip_w[n - 1 - i].astype(x_BTD.dtype) * skips[n - 1 - i]
+        out = block(*fields, name=f"block{i}")(x_BTD, train, decode, index, self.block_size,
+                                               lengths_B, x0_BTD, v1)
+        x_BTD, v = out if self.value_residual else (out, None)
+        v1 = v if i == 0 else v1
+        skips.append(x_BTD)
+    x_BTD = _norm(self.norm, dtype, self.use_bias, "ln_f")(x_BTD)
     if features:
       return x_BTD
     if self.tie_embeddings:
-      return _constrain(wte.attend(x_BTD), "activation_vocab")
-    return _constrain(nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
-                               kernel_init=_normal(0.02, ("embed", "vocab")))(x_BTD),
-                      "activation_vocab")
+      logits = wte.attend(x_BTD)
+    else:
+      logits = nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
+                        kernel_init=(_zeros if self.zero_init else
+                                     lambda n_: _normal(0.02, n_))(("embed", "vocab")))(x_BTD)
+    if self.logit_softcap > 0:  # bounded logits: tanh in float32, as the loss reads them
+      cap = self.logit_softcap
+      logits = (cap * jnp.tanh(logits.astype(jnp.float32) / cap)).astype(logits.dtype)
+    return _constrain(logits, "activation_vocab")
+
+
+def _check(m) -> None:
+  """Recipe options that cannot work, refused when the model is built (before compiling)."""
+  if m.norm not in NORMS:
+    raise ConfigError(f"model.norm={m.norm!r}; valid: {', '.join(NORMS)}.")
+  if m.mlp not in MLPS:
+    raise ConfigError(f"model.mlp={m.mlp!r}; valid: {', '.join(MLPS)}.")
+  if m.logit_softcap < 0:
+    raise ConfigError(f"model.logit_softcap={m.logit_softcap} must be > 0 (e.g. 15, as "
+                      "modded-nanogpt) or 0 for no cap: a cap <= 0 would flip or zero the logits.")
+  if m.scan_layers and (m.value_residual or m.x0_skip or m.unet_skips):
+    raise ConfigError("model.value_residual, x0_skip and unet_skips pass values between "
+                      "different layers, which one scanned block cannot: set "
+                      "model.scan_layers=False with them.")
+
