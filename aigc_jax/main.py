@@ -48,7 +48,10 @@ def _main(argv) -> None:
         coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
         process_id=FLAGS.process_id)))
   try:
-    if config.sweep:
+    if config.get("runner", ""):  # a study of many runs (e.g. experiments/scaling_shakespeare)
+      from aigc_jax import registry  # pylint: disable=import-outside-toplevel
+      registry.import_function(config.runner)(config, FLAGS.workdir)
+    elif config.sweep:
       sweep.run(config, FLAGS.workdir)
     else:
       train.run(config, FLAGS.workdir)

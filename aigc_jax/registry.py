@@ -17,3 +17,15 @@ def import_member(package: str, name: str, kind: str):
   if name not in names:
     raise ConfigError(f"Unknown {kind} {name!r}. Valid {kind}s: {', '.join(names)}.")
   return importlib.import_module(f"{package}.{name}")
+
+
+def import_function(spec: str):
+  """"package.module:function" -> the function; a bad spec is a ConfigError naming it."""
+  module_name, _, fn_name = spec.partition(":")
+  try:
+    fn = getattr(importlib.import_module(module_name), fn_name) if fn_name else None
+  except (ImportError, AttributeError) as e:
+    raise ConfigError(f"runner={spec!r} cannot be imported ({e}); give 'module:function'.") from e
+  if not callable(fn):
+    raise ConfigError(f"runner={spec!r} names no function; give 'module:function'.")
+  return fn

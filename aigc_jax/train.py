@@ -264,6 +264,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   t_compile = time.perf_counter()
   train_step = parts.lower(task).compile()
   mem = train_step.memory_analysis()
+  # XLA's count for one device's share of the step, times the devices: the step's FLOPs.
+  cost = train_step.cost_analysis() or {}  # XLA:GPU may report none
+  flops_per_step = float(cost.get("flops", 0.0)) * mesh.devices.size
   print(f"Compiled the train step in {time.perf_counter() - t_compile:.1f}s"
         + (f"; memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, "
            f"temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB" if mem else ""), flush=True)
@@ -331,7 +334,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     pbar.close()
     preempt.restore()
     writer.close()
-  summary = {"step": num_steps, **last_eval}
+  summary = {"step": num_steps, **last_eval,
+             "params": float(sum(x.size for x in jax.tree.leaves(parts.abstract_params))),
+             "flops_per_step": flops_per_step}
   if best.metric:  # the peak, to show over-fitting; the final value is the headline
     history = _history(writer.path, best.metric)
     if history:

@@ -124,6 +124,9 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   # Sweep: ((dotted key, (values...)), ...). Each combination runs in DIR/<label>/ and the
   # summary aggregates over the `seed` key (mean and spread).
   c.sweep = ()
+  # "module:function": run function(config, workdir) instead of one training run or the sweep,
+  # for studies that train many runs and analyse them (experiments/scaling_shakespeare.py).
+  c.runner = ""
   c.reference = ml_collections.ConfigDict()  # published numbers per sweep group, for the table
   tasks.configure(c)
   return c

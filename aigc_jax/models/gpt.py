@@ -255,7 +255,8 @@ class Model(nn.Module):
     else:
       x0_BTD, v1, skips = x_BTD, None, []
       n = self.num_layers
-      skip_w = _scalars(self, "skip_weights", [1.0] * (n // 2)) if self.unet_skips else None
+      # (none for one layer: orbax cannot store an empty array)
+      skip_w = _scalars(self, "skip_weights", [1.0] * (n // 2)) if self.unet_skips and n > 1 else None
       for i in range(n):
         if skip_w is not None and i >= n - n // 2:
           x_BTD = x_BTD + skip_w[n - 1 - i].astype(x_BTD.dtype) * skips[n - 1 - i]
