@@ -287,9 +287,13 @@ def plot_isoloss(runs, fit: Fit, path: str, flops_per_param_token=6.0) -> str:
   plt = _pyplot()
   N, D, _, _ = _columns(runs)
   k = flops_per_param_token
-  # Half a decade of margin, so the runs do not sit on the frame.
-  n_grid = np.geomspace(N.min() / 3, N.max() * 3, 120)
-  d_grid = np.geomspace(D.min() / 3, D.max() * 3, 120)
+  # The runs and the compute-optimal path over their FLOP range, with half a decade of margin:
+  # small sweeps are often far from the optimum (too few tokens per parameter).
+  path_n, path_d, _ = compute_optimal(fit, np.geomspace((k * N * D).min(), (k * N * D).max(), 50),
+                                     k)
+  all_n, all_d = np.concatenate([N, path_n]), np.concatenate([D, path_d])
+  n_grid = np.geomspace(all_n.min() / 3, all_n.max() * 3, 120)
+  d_grid = np.geomspace(all_d.min() / 3, all_d.max() * 3, 120)
   loss = fit.predict(n_grid[None, :], d_grid[:, None])
   fig, ax = plt.subplots(figsize=(6.5, 5))
   levels = np.unique(np.quantile(loss, np.linspace(0, 1, 14)))

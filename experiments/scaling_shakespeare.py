@@ -19,7 +19,10 @@ Tiny Shakespeare has 1,003,854 training characters: budgets past about one epoch
 and the loss then flattens with D faster than the law's power (Muennighoff et al. 2023), which
 bends the largest budgets' points above the fitted surface.
 
-Measured: see README "Scaling laws" (quick study on the 2-core CPU machine).
+Measured on the 2-core CPU machine (README "Scaling laws"): the full study (24 runs + 1) in 14 min
+9 s, L = 1.162 + 4.19 / N^0.250 + 42.8 / D^0.347, N_opt ~ C^0.58 [0.49, 0.74] (Chinchilla: 0.50);
+the held-out 3.5M-parameter run at 819k tokens predicted 1.6387, measured 1.6342. `quick` (18 + 1
+runs) in 4 min 34 s: held-out 3.1M x 205k predicted 1.8817, measured 1.8867.
 """
 
 import json
