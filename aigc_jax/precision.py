@@ -2,7 +2,7 @@
 
 Parameters, optimiser state and batch statistics stay float32. Where a task calls its model,
 the policy casts the parameters to the compute dtype, and a flax method interceptor casts the
-floating inputs of every module method (the batch, noise drawn inside a model, constant position
+floating inputs and outputs of every module method (the batch, noise drawn inside a model, constant position
 tables), so every matmul and convolution runs in bfloat16 whatever the model, with no dtype
 field in it. What comes back to the trainer (loss, metrics, evaluator outputs, updated
 statistics) is cast to float32, and targets the task reads from the batch stay float32.
@@ -64,7 +64,9 @@ def cast(tree, dtype):
 def _interceptor(dtype):
   def intercept(next_fun, args, kwargs, context):
     del context
-    return next_fun(*cast(args, dtype), **cast(kwargs, dtype))
+    # Outputs too: state a model makes for itself (an RNN's initial carry) must match the
+    # dtype its loop carries.
+    return cast(next_fun(*cast(args, dtype), **cast(kwargs, dtype)), dtype)
   return intercept
 
 

@@ -2,6 +2,7 @@
 loss runs in bfloat16, while the loss, gradients and parameters stay float32."""
 
 import jax
+import ml_collections
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -10,7 +11,7 @@ from aigc_jax import precision
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import get_task
 from experiments import (ae_mnist, cnn_mnist, dcgan_mnist, gpt_shakespeare_char, mae_mnist,
-                         mlm_shakespeare_char, simclr_mnist, vae_mnist)
+                         mlm_shakespeare_char, mnist1d, simclr_mnist, vae_mnist)
 
 _B = 8
 
@@ -28,6 +29,19 @@ def _tokens():
           "target": rng.integers(0, 65, (_B, 32)).astype(np.int32)}
 
 
+def _sequences():
+  rng = np.random.default_rng(0)
+  return {"input": rng.normal(size=(_B, 40)).astype(np.float32),
+          "label": rng.integers(0, 10, _B).astype(np.int32)}
+
+
+def _mnist1d(model):
+  c = mnist1d.get_config()
+  c.sweep = ()
+  c.model = ml_collections.ConfigDict(model)
+  return c
+
+
 def _small_gpt(c):
   c.model.update(num_layers=2, num_heads=2, width=64, block_size=32)
   return c
@@ -42,6 +56,8 @@ CASES = {
     "simclr": (lambda: simclr_mnist.get_config("quick"), lambda: _images(views=2)),
     "gpt": (lambda: _small_gpt(gpt_shakespeare_char.get_config("quick")), _tokens),
     "mlm": (lambda: _small_gpt(mlm_shakespeare_char.get_config("quick")), _tokens),
+    "cnn1d": (lambda: _mnist1d({"name": "cnn1d"}), _sequences),
+    "gru": (lambda: _mnist1d({"name": "gru"}), _sequences),  # its loop carry follows the dtype
 }
 
 

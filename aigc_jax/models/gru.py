@@ -5,6 +5,7 @@ With hidden 6, bidirectional, on length-40 inputs this is the MNIST-1D paper's G
 
 import einops
 import flax.linen as nn
+import jax.numpy as jnp
 
 from aigc_jax.layers.dense import Dense
 
@@ -21,9 +22,13 @@ class Model(nn.Module):
     if x.ndim == 2:  # (batch, length) -> one feature per step
       x = x[..., None]
     forward = nn.RNN(nn.GRUCell(self.hidden))
+    # GRUCell's own zero carry is float32; in the inputs' dtype it also runs in bfloat16
+    # (config.compute_dtype).
+    carry = jnp.zeros((x.shape[0], self.hidden), x.dtype)
     if self.bidirectional:
-      x = nn.Bidirectional(forward, nn.RNN(nn.GRUCell(self.hidden)))(x)
+      x = nn.Bidirectional(forward, nn.RNN(nn.GRUCell(self.hidden)))(
+          x, initial_carry=(carry, carry))
     else:
-      x = forward(x)
+      x = forward(x, initial_carry=carry)
     x = einops.rearrange(x, "b t h -> b (t h)")
     return Dense(self.num_classes, names=("embed", "classes"), init=self.weight_init)(x)
