@@ -19,9 +19,9 @@ def get_model(model_config, **overrides) -> nn.Module:
   kwargs = dict(model_config)
   name = kwargs.pop("name")
   module = registry.import_member("aigc_jax.models", name, "model")
-  fields = globals()["fields"](name)
-  unknown = sorted(set(kwargs) - fields)
+  valid = fields(name)
+  unknown = sorted(set(kwargs) - valid)
   if unknown:
-    raise ConfigError(f"Model {name!r} has no field(s) {unknown}; valid fields: {sorted(fields)}.")
+    raise ConfigError(f"Model {name!r} has no field(s) {unknown}; valid fields: {sorted(valid)}.")
   kwargs.update(overrides)
   return module.Model(**kwargs)

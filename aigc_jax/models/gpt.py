@@ -1,8 +1,8 @@
 """Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU MLP (tanh form, as GPT-2;
 15% faster than erf on CPU), learned positions or rotary embeddings, optionally tied input/output
 embeddings and rematerialised blocks. Weights are fp32 with logical axis names; the compute
-precision follows the parameters (config.compute_dtype casts them; `dtype` overrides). Initialised as GPT-2: N(0, 0.02), the residual
-output projections scaled by 1/sqrt(2 * layers).
+precision is config.compute_dtype's (precision.py), or `dtype` when set. Initialised as GPT-2:
+N(0, 0.02), the residual output projections scaled by 1/sqrt(2 * layers).
 
 `causal=False` makes the same network bidirectional (a masked language model's encoder). Negative
 token ids are padding, allowed at the end of a sequence only: they are embedded as id 0 and, in a
@@ -57,12 +57,6 @@ def _norm(kind, dtype, use_bias, name=None):
   return _layer_norm(dtype, use_bias, name)
 
 
-def _rms(x):
-  """Parameter-free RMS normalisation over the last axis, reduced in float32."""
-  x32 = x.astype(jnp.float32)
-  return (x32 * jax.lax.rsqrt(jnp.mean(jnp.square(x32), -1, keepdims=True) + 1e-6)).astype(x.dtype)
-
-
 def _scalars(module, name, values):
   """Learned mixing weights (replicated), starting at `values`."""
   init = nn.with_logical_partitioning(lambda *_: jnp.asarray(values, jnp.float32), (None,))
@@ -113,7 +107,7 @@ class Block(nn.Module):
       lam = _scalars(self, "v_lambda", [0.5]).astype(v.dtype)
       v = (1 - lam[0]) * v + lam[0] * v1
     if self.qk_norm:
-      q, k = _rms(q), _rms(k)
+      q, k = _norm("rms", self.dtype, False)(q), _norm("rms", self.dtype, False)(k)
     if self.rotary:
       pos = index + jnp.arange(x_BTD.shape[1])
       q, k = attention.rotary(q, pos), attention.rotary(k, pos)
