@@ -99,7 +99,7 @@ def test_map_ops():
 def test_unknown_or_bad_cleaning_op_fails_at_config_time(tmp_path):
   with pytest.raises(ConfigError, match="Unknown cleaning op 'dedupe'.*valid ops: .*dedupe_near"):
     clean.parse("nfkc|dedupe")
-  with pytest.raises(ConfigError, match="threshold must be in"):
+  with pytest.raises(ConfigError, match=r"threshold=1.5 is out of range; it must be in \(0.0, 1.0\)"):
     clean.parse("dedupe_near(1.5)")
   c = common.get_config().data
   c.update(dict(name="text_files/anything", data_dir=str(tmp_path)))

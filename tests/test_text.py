@@ -133,7 +133,7 @@ def test_documents_are_joined_with_end_of_text(tmp_path, tfds_dir):
   folder.mkdir()
   for i, t in enumerate(["abc", "de", "fgh", "ij", "klm", "no"]):
     (folder / f"{i}.txt").write_text(t)
-  for name in ("char", "byte", "unigram:266"):
+  for name in ("char", "byte", "unigram:267"):
     c = _lm_config(tfds_dir, str(tmp_path), "docs", name, seq_len=2)
     c.text.update(split_by="documents", train_fraction=0.5)
     tok = lm.get_tokenizer(c)

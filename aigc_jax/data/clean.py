@@ -1,187 +1,688 @@
-"""Build-time document cleaning: "op|op(args)" over a corpus, with a report of what each op did.
+"""Build-time document cleaning at corpus scale: `"op|op(args)|dedupe_exact|dedupe_near"`.
 
-Ops run in order over the whole corpus before it is split, so a duplicate can never sit on both
-sides of a train/validation cut. Map ops rewrite documents (`nfkc`, `strip_control`,
-`whitespace`); filter ops drop them (`min_length`, `max_length`, `dedupe_exact`, `dedupe_near`).
-`parse` checks names and arguments at config time, before any file is read.
+Per-document ops (aigc_jax/data/docops.py, quality.py) rewrite a document or drop it with a
+reason; they come first. The corpus-wide steps, `dedupe_exact` then `dedupe_near`, come last and
+keep the earliest document (by its stable key) of each group of copies.
+
+The engine streams: documents arrive as `(key, text)` with increasing integer keys, are cleaned
+in batches by worker processes, and what survives the per-document ops is written to a spill file.
+Memory holds per document only its key, spill offset, a 16-byte content digest and its LSH band
+keys (`dedupe.py`; 8 bytes a band, 42 bands by default): a few hundred bytes, never the text.
+After the stream, exact copies are found by sorting digests, near copies by sorting band keys;
+each candidate pair is confirmed by the exact Jaccard similarity of the two documents' shingle
+sets (read back from the spill) before it joins a cluster. Kept documents are read back in key
+order. `beam_clean` runs the same steps on Apache Beam with the same functions, so both paths
+keep the same documents on any number of workers.
 """
 
+import collections
+import concurrent.futures
 import dataclasses
 import hashlib
-import re
-import unicodedata
-from typing import Callable
+import mmap
+import multiprocessing
+import os
+import shutil
+import tempfile
+import time
+import weakref
+from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
+from aigc_jax.data import dedupe, docops, quality  # noqa: F401  (quality registers its ops)
 from aigc_jax.data.ops import parse_calls
 from aigc_jax.errors import ConfigError
 
-OPS: dict[str, Callable] = {}
+BATCH_CHARS = 1 << 21  # characters per worker batch: big enough to amortise the hand-off
 
 
-def op(fn):
-  OPS[fn.__name__] = fn
-  return fn
+@dataclasses.dataclass(frozen=True)
+class ExactConfig:
+  """dedupe_exact: documents with the same text (SHA-256) after the per-document ops."""
+
+
+@dataclasses.dataclass(frozen=True)
+class NearConfig:
+  threshold: float = 0.5
+  num_perm: int = 128
+  ngram: int = 5
+  unit: str = "words"
+  seed: int = 1
+  bands: int = 0  # 0: chosen from threshold and num_perm for recall (dedupe.lsh_params)
+  verify: bool = True
+
+  @property
+  def layout(self) -> tuple[int, int]:
+    if self.bands:
+      return self.bands, self.num_perm // self.bands
+    return dedupe.lsh_params(self.threshold, self.num_perm)
+
+
+def dedupe_exact():
+  """Keeps the earliest of documents with the same text (run after normalising ops)."""
+  return ExactConfig()
+
+
+def dedupe_near(threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, unit: str = "words",
+                seed: int = 1, bands: int = 0, verify: bool = True):
+  """Drops a document whose n-gram shingle set has exact Jaccard similarity >= threshold with
+  another document's, keeping the earliest of each connected group. MinHash LSH proposes the
+  pairs; `verify=False` accepts LSH's candidates unchecked (faster, may remove non-copies)."""
+  docops.check_range("dedupe_near", "threshold", threshold, lo=0.0, hi=1.0, lo_open=True,
+                     hi_open=True)
+  docops.check_range("dedupe_near", "num_perm", num_perm, lo=16, hi=1024)
+  docops.check_range("dedupe_near", "ngram", ngram, lo=1, hi=64)
+  if unit not in ("words", "chars"):
+    raise ConfigError(f"dedupe_near unit {unit!r} is not 'words' or 'chars'.")
+  if bands:
+    docops.check_range("dedupe_near", "bands", bands, lo=1, hi=num_perm)
+  return NearConfig(float(threshold), int(num_perm), int(ngram), unit, int(seed), int(bands),
+                    bool(verify))
+
+
+CORPUS_OPS = {"dedupe_exact": dedupe_exact, "dedupe_near": dedupe_near}
 
 
 @dataclasses.dataclass
-class Stage:
-  """One op: `run(docs) -> (docs, removed index list or None, number of documents changed)`."""
-  text: str
-  run: Callable
-  per_document: bool  # True: maps each document alone (can run on Beam workers)
+class Plan:
+  spec: str
+  doc_ops: list  # [(text, DocOp)]
+  exact: Optional[ExactConfig] = None
+  exact_text: str = ""
+  near: Optional[NearConfig] = None
+  near_text: str = ""
 
 
-def _mapper(f):
-  def run(docs):
-    out = [f(d) for d in docs]
-    return out, None, sum(a != b for a, b in zip(docs, out))
-  run.per_document = True
-  return run
-
-
-def _filter(keep_fn):
-  def run(docs):
-    keep = keep_fn(docs)
-    return ([d for d, k in zip(docs, keep) if k],
-            [i for i, k in enumerate(keep) if not k], 0)
-  return run
-
-
-@op
-def nfkc():
-  """Unicode NFKC: full-width, ligature and compatibility forms to their plain equivalents."""
-  return _mapper(lambda d: unicodedata.normalize("NFKC", d))
-
-
-_KEEP_CONTROL = frozenset("\n\t")
-
-
-@op
-def strip_control():
-  """Drops control and format characters (categories Cc, Cf) except newline and tab."""
-  def f(d):
-    return "".join(c for c in d if c in _KEEP_CONTROL or unicodedata.category(c) not in ("Cc", "Cf"))
-  return _mapper(f)
-
-
-_SPACES = re.compile(r"[^\S\n]+")  # whitespace other than newline
-_BLANK_LINES = re.compile(r"\n{3,}")
-
-
-@op
-def whitespace():
-  """Runs of spaces/tabs -> one space, no trailing spaces, at most one blank line, stripped."""
-  def f(d):
-    d = _SPACES.sub(" ", d.replace("\r\n", "\n").replace("\r", "\n"))
-    d = "\n".join(line.strip(" ") for line in d.split("\n"))
-    return _BLANK_LINES.sub("\n\n", d).strip()
-  return _mapper(f)
-
-
-def _length(d: str, unit: str) -> int:
-  if unit == "chars":
-    return len(d)
-  if unit == "words":
-    return len(d.split())
-  raise ConfigError(f"Length unit {unit!r} is not 'chars' or 'words'.")
-
-
-@op
-def min_length(n: int, unit: str = "chars"):
-  """Drops documents shorter than n characters (or words)."""
-  _length("", unit)
-  return _filter(lambda docs: [_length(d, unit) >= n for d in docs])
-
-
-@op
-def max_length(n: int, unit: str = "chars"):
-  """Drops documents longer than n characters (or words)."""
-  _length("", unit)
-  return _filter(lambda docs: [_length(d, unit) <= n for d in docs])
-
-
-@op
-def dedupe_exact():
-  """Keeps the first of documents with the same SHA-256 (run after normalising ops)."""
-  def keep(docs):
-    seen, out = set(), []
-    for d in docs:
-      h = hashlib.sha256(d.encode("utf-8")).digest()
-      out.append(h not in seen)
-      seen.add(h)
-    return out
-  return _filter(keep)
-
-
-def shingles(d: str, ngram: int, unit: str) -> list[bytes]:
-  """The document's set of n-grams of lower-cased words (or characters), as bytes."""
-  seq = d.lower().split() if unit == "words" else list(d)
-  if len(seq) <= ngram:
-    return [" ".join(seq).encode("utf-8")]
-  return list({" ".join(seq[i:i + ngram]).encode("utf-8") for i in range(len(seq) - ngram + 1)})
-
-
-@op
-def dedupe_near(threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, unit: str = "words",
-                seed: int = 1):
-  """Drops a document whose estimated Jaccard similarity (MinHash over n-gram shingles) to an
-  earlier kept one is >= threshold. LSH finds the candidates in sub-linear time; each candidate is
-  confirmed with the MinHash estimate, so LSH's false positives never remove a document."""
-  if not 0.0 < threshold < 1.0:
-    raise ConfigError(f"dedupe_near threshold must be in (0, 1), got {threshold}.")
-  if unit not in ("words", "chars"):
-    raise ConfigError(f"dedupe_near unit {unit!r} is not 'words' or 'chars'.")
-
-  def keep(docs):
-    from datasketch import MinHash, MinHashLSH  # imported when used: pure Python, but optional
-    # A lower LSH threshold widens the candidate net; the estimate below decides.
-    lsh = MinHashLSH(threshold=max(threshold - 0.2, 0.05), num_perm=num_perm)
-    kept, out = {}, []
-    sketches = MinHash.generator((shingles(d, ngram, unit) for d in docs), num_perm=num_perm,
-                                 seed=seed)  # one set of permutations for all documents
-    for i, m in enumerate(sketches):
-      dup = any(m.jaccard(kept[j]) >= threshold for j in lsh.query(m))
-      out.append(not dup)
-      if not dup:
-        kept[i] = m
-        lsh.insert(i, m)
-    return out
-  return _filter(keep)
-
-
-def parse(spec: str) -> list[Stage]:
-  """"nfkc|dedupe_near(0.8)" -> stages; unknown ops or bad arguments raise ConfigError."""
-  return [Stage(text, fn, getattr(fn, "per_document", False))
-          for text, fn in parse_calls(spec, OPS, "cleaning op")]
-
-
-def run(docs: list[str], spec: str) -> tuple[list[str], dict]:
-  """Applies the stages in order; returns the kept documents and a report of every stage."""
-  report = {"pipeline": spec, "documents_in": len(docs), "characters_in": sum(map(len, docs)),
-            "stages": []}
-  for stage in parse(spec):
-    before = len(docs)
-    docs, removed, changed = stage.run(docs)
-    entry = {"op": stage.text, "documents_in": before}
-    if removed is None:
-      entry["changed"] = int(changed)
+def parse(spec: str) -> Plan:
+  """"nfkc|gopher_quality|dedupe_near(0.8)" -> a Plan; unknown ops, bad arguments and a
+  per-document op after a corpus-wide step raise ConfigError, before any file is read."""
+  plan = Plan(spec, [])
+  for text, obj in parse_calls(spec, {**docops.OPS, **CORPUS_OPS}, "cleaning op"):
+    if isinstance(obj, docops.DocOp):
+      if plan.exact or plan.near:
+        raise ConfigError(f"Cleaning op {text!r} comes after a de-duplication step in {spec!r}; "
+                          "per-document ops run first: move dedupe_exact/dedupe_near to the end.")
+      plan.doc_ops.append((text, obj))
+    elif isinstance(obj, ExactConfig):
+      if plan.exact or plan.near:
+        raise ConfigError(f"{text!r} must come once, before dedupe_near, in {spec!r}.")
+      plan.exact, plan.exact_text = obj, text
     else:
-      entry["removed"] = len(removed)
-    report["stages"].append(entry)
-  report.update(documents_out=len(docs), characters_out=sum(map(len, docs)),
-                bytes_out=sum(len(d.encode("utf-8")) for d in docs),
-                words_out=int(np.sum([len(d.split()) for d in docs])))
-  return docs, report
+      if plan.near:
+        raise ConfigError(f"{text!r} appears twice in {spec!r}.")
+      plan.near, plan.near_text = obj, text
+  return plan
+
+
+_PLANS: dict[str, Plan] = {}
+
+
+def _plan(spec: str) -> Plan:
+  """Parsed once per process (worker processes parse their own: ops hold closures)."""
+  if spec not in _PLANS:
+    _PLANS[spec] = parse(spec)
+  return _PLANS[spec]
+
+
+def digest(text: str) -> tuple[int, int]:
+  d = hashlib.sha256(text.encode("utf-8")).digest()
+  return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:16], "little")
+
+
+def process_batch(spec: str, batch: list) -> dict:
+  """Per-document work for a batch of (key, text): the ops, then the digest and LSH band keys
+  of each survivor. Runs in worker processes and in Beam workers alike."""
+  plan = _plan(spec)
+  n_ops = len(plan.doc_ops)
+  changed = [0] * n_ops
+  reasons = [collections.Counter() for _ in range(n_ops)]
+  keys, blobs, lens, words = [], [], [], []
+  chars_in = 0
+  for key, text in batch:
+    chars_in += len(text)
+    for i, (_, o) in enumerate(plan.doc_ops):
+      if o.kind == "map":
+        new, reason = o.fn(text), None
+      elif o.kind == "filter":
+        new, reason = text, o.fn(text)
+      else:  # map_filter: rewrites and may drop (C4's line and page rules)
+        new, reason = o.fn(text)
+      if reason is not None:
+        reasons[i][reason] += 1
+        break
+      if new != text:
+        changed[i] += 1
+        text = new
+    else:
+      b = text.encode("utf-8")
+      keys.append(key)
+      blobs.append(b)
+      lens.append(len(b))
+      words.append(len(text.split()) if plan.near is None or plan.near.unit != "words" else -1)
+  out = {"keys": np.asarray(keys, np.int64), "lens": np.asarray(lens, np.int64),
+         "blob": b"".join(blobs), "docs_in": len(batch), "chars_in": chars_in,
+         "changed": changed, "reasons": reasons}
+  texts = None
+  if plan.exact:
+    texts = [b.decode("utf-8") for b in blobs]
+    out["digests"] = np.asarray([digest(t) for t in texts], np.uint64).reshape(-1, 2)
+  if plan.near:
+    nc = plan.near
+    texts = texts or [b.decode("utf-8") for b in blobs]
+    sets = [dedupe.shingle_set(t, nc.ngram, nc.unit) for t in texts]
+    sig = dedupe.MinHasher(nc.num_perm, nc.seed).signatures(sets)
+    out["bands"] = dedupe.band_keys(sig, *nc.layout)
+    out["has_shingles"] = np.asarray([len(s) > 0 for s in sets], bool)
+    if nc.unit == "words":
+      words = [len(t.split()) for t in texts]
+  out["words"] = np.asarray(words, np.int64)
+  return out
+
+
+def _run_batch(args):
+  return process_batch(*args)
+
+
+def _batches(docs: Iterable[tuple[int, str]]) -> Iterator[list]:
+  batch, size, last = [], 0, None
+  for key, text in docs:
+    if last is not None and key <= last:
+      raise ValueError(f"Document keys must increase: {key} after {last}.")
+    last = key
+    batch.append((key, text))
+    size += len(text) + 64
+    if size >= BATCH_CHARS:
+      yield batch
+      batch, size = [], 0
+  if batch:
+    yield batch
+
+
+def _map_batches(spec: str, batches: Iterator[list], workers: int) -> Iterator[dict]:
+  """process_batch over the batches in order, on `workers` processes once there is more than one
+  batch; at most 2 batches per worker in flight, so reading never runs ahead of cleaning."""
+  first = next(batches, None)
+  if first is None:
+    return
+  second = next(batches, None)
+  if second is None or workers <= 1:
+    yield process_batch(spec, first)
+    if second is not None:
+      yield process_batch(spec, second)
+      for b in batches:
+        yield process_batch(spec, b)
+    return
+  # spawn: the parent may hold JAX's threads, which a fork would copy half-initialised.
+  ctx = multiprocessing.get_context("spawn")
+  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
+    pending = collections.deque(pool.submit(_run_batch, (spec, b)) for b in (first, second))
+    for b in batches:
+      pending.append(pool.submit(_run_batch, (spec, b)))
+      while len(pending) > 2 * workers:
+        yield pending.popleft().result()
+    while pending:
+      yield pending.popleft().result()
+
+
+class Result:
+  """The kept documents, read back from the spill file in key order, and the clean report."""
+
+  def __init__(self, tmp: str, keys, offsets, alive, report, duplicates):
+    self._tmp, self.keys, self._offsets, self.alive = tmp, keys, offsets, alive
+    self.report = report
+    self.duplicates = duplicates  # {removed key: (kept key of its group, "exact" | "near")}
+    # The spill goes when the result does (tfds drops its split generators when done with them).
+    self._finalizer = weakref.finalize(self, shutil.rmtree, tmp, True)
+
+  def __len__(self):
+    return int(self.alive.sum())
+
+  def __iter__(self) -> Iterator[tuple[int, str]]:
+    with open(os.path.join(self._tmp, "spill"), "rb") as f:
+      for i in np.flatnonzero(self.alive):
+        f.seek(self._offsets[i])
+        yield int(self.keys[i]), f.read(self._offsets[i + 1] - self._offsets[i]).decode("utf-8")
+
+  def close(self):
+    self._finalizer()
+
+  def __enter__(self):
+    return self
+
+  def __exit__(self, *exc):
+    self.close()
+
+
+def _new_report(plan: Plan) -> dict:
+  return {"pipeline": plan.spec, "documents_in": 0, "characters_in": 0,
+          "stages": [{"op": t, "documents_in": 0, "changed" if o.kind == "map" else "removed": 0}
+                     | ({"changed": 0, "reasons": {}} if o.kind == "map_filter" else
+                        {"reasons": {}} if o.kind == "filter" else {})
+                     for t, o in plan.doc_ops]}
+
+
+def _count(report: dict, out: dict) -> None:
+  report["documents_in"] += out["docs_in"]
+  report["characters_in"] += out["chars_in"]
+  n = out["docs_in"]
+  for stage, changed, reasons in zip(report["stages"], out["changed"], out["reasons"]):
+    stage["documents_in"] += n
+    if "changed" in stage:
+      stage["changed"] += changed
+    if "reasons" in stage:
+      for r, c in reasons.items():
+        stage["reasons"][r] = stage["reasons"].get(r, 0) + c
+        stage["removed"] += c
+        n -= c
+
+
+def find_duplicates(plan: Plan, keys, digests, bands, has_shingles, read_text,
+                    report: dict) -> dict:
+  """{removed index: (kept index, kind)} for the survivors of the per-document ops, indexed in
+  key order. Exact copies first (sorted digests), then near copies among the rest."""
+  n = len(keys)
+  alive = np.ones(n, bool)
+  dup = {}
+  if plan.exact:
+    order = np.lexsort((np.arange(n), digests[:, 1], digests[:, 0]))
+    d = digests[order]
+    same = np.zeros(n, bool)
+    same[1:] = (d[1:] == d[:-1]).all(axis=1)
+    first = np.maximum.accumulate(np.where(same, 0, np.arange(n)))
+    for pos in np.flatnonzero(same):  # each copy -> the first (smallest index) of its run
+      dup[int(order[pos])] = (int(order[first[pos]]), "exact")
+    alive[order[same]] = False
+    report["stages"].append({"op": plan.exact_text, "documents_in": n,
+                             "removed": int(same.sum())})
+  if plan.near:
+    nc = plan.near
+    bands_n, rows = nc.layout
+    near_in = int(alive.sum())
+    live = np.flatnonzero(alive & has_shingles)
+    pairs = []
+    for j in range(bands_n):
+      vals = bands[live, j]
+      order = np.argsort(vals, kind="stable")
+      sv = vals[order]
+      eq = sv[1:] == sv[:-1]
+      if not eq.any():
+        continue
+      starts = np.flatnonzero(np.diff(np.concatenate([[False], eq, [False]]).astype(np.int8)) == 1)
+      ends = np.flatnonzero(np.diff(np.concatenate([[False], eq, [False]]).astype(np.int8)) == -1)
+      for s, e in zip(starts, ends):  # run of equal keys: positions s..e in sorted order
+        members = live[order[s:e + 1]]
+        if len(members) == 2:
+          a, b = sorted(members)
+          pairs.append((int(a), int(b)))
+        else:
+          pairs.extend(dedupe.bucket_pairs(int(m) for m in members))
+    pairs = sorted(set(pairs))
+    uf = dedupe.UnionFind()
+    rejected = 0
+    cache: collections.OrderedDict = collections.OrderedDict()
+
+    def shingles(i):
+      if i not in cache:
+        cache[i] = dedupe.shingle_set(read_text(i), nc.ngram, nc.unit)
+        if len(cache) > 4096:
+          cache.popitem(last=False)
+      return cache[i]
+
+    for a, b in pairs:
+      if not nc.verify or dedupe.jaccard(shingles(a), shingles(b)) >= nc.threshold:
+        uf.union(a, b)
+      else:
+        rejected += 1
+    near = uf.removed()
+    for i, r in near.items():
+      dup[i] = (r, "near")
+    alive[list(near)] = False
+    report["stages"].append({
+        "op": plan.near_text, "documents_in": near_in,
+        "removed": len(near), "bands": bands_n, "rows": rows, "candidate_pairs": len(pairs),
+        "rejected_by_exact_jaccard": rejected, "verified": nc.verify,
+        "clusters": len({r for r in near.values()})})
+  return dup
+
+
+def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[int] = None,
+                 tmp_dir: Optional[str] = None, progress: Optional[str] = None) -> Result:
+  """Cleans a stream of (key, text) with increasing integer keys. `workers`: processes for the
+  per-document work (default: one per core, started only for corpora of more than one batch).
+  `progress`: a label to print progress under every 10 seconds. The caller closes the Result."""
+  plan = _plan(spec)
+  workers = (os.cpu_count() or 1) if workers is None else workers
+  tmp = tempfile.mkdtemp(prefix="aigc_clean_", dir=tmp_dir)
+  report = _new_report(plan)
+  keys, lens, digests, bands, has, words = [], [], [], [], [], []
+  t0 = last = time.time()
+  try:
+    with open(os.path.join(tmp, "spill"), "wb") as spill:
+      for out in _map_batches(spec, _batches(docs), workers):
+        _count(report, out)
+        spill.write(out["blob"])
+        keys.append(out["keys"])
+        lens.append(out["lens"])
+        words.append(out["words"])
+        if plan.exact:
+          digests.append(out["digests"])
+        if plan.near:
+          bands.append(out["bands"])
+          has.append(out["has_shingles"])
+        if progress and time.time() - last > 10:
+          last = time.time()
+          mb = report["characters_in"] / 1e6
+          print(f"{progress}: cleaned {report['documents_in']:,} documents, {mb:,.0f} M chars "
+                f"({mb / (last - t0):.1f} M chars/s)", flush=True)
+    keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
+    lens = np.concatenate(lens) if lens else np.zeros(0, np.int64)
+    words = np.concatenate(words) if words else np.zeros(0, np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lens)])
+    n_bands = plan.near.layout[0] if plan.near else 0
+    digests = np.concatenate(digests) if digests else np.zeros((len(keys), 2), np.uint64)
+    bands = np.concatenate(bands) if bands else np.zeros((len(keys), n_bands), np.uint64)
+    has = np.concatenate(has) if has else np.zeros(len(keys), bool)
+    with open(os.path.join(tmp, "spill"), "rb") as f:
+      mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] else None
+
+      def read_text(i):
+        return mm[offsets[i]:offsets[i + 1]].decode("utf-8")
+
+      dup = find_duplicates(plan, keys, digests, bands, has, read_text, report)
+      if mm is not None:
+        mm.close()
+    alive = np.ones(len(keys), bool)
+    alive[list(dup)] = False
+    report.update(documents_out=int(alive.sum()), bytes_out=int(lens[alive].sum()),
+                  words_out=int(words[alive].sum()), seconds=round(time.time() - t0, 2))
+    duplicates = {int(keys[i]): (int(keys[r]), kind) for i, (r, kind) in dup.items()}
+    return Result(tmp, keys, offsets, alive, report, duplicates)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
+def run(docs: list[str], spec: str, workers: int = 1) -> tuple[list[str], dict]:
+  """A list in, the kept list and the report out (small corpora, tests)."""
+  with clean_stream(enumerate(docs), spec, workers=workers) as result:
+    return [t for _, t in result], result.report
 
 
 def describe(report: dict) -> str:
-  """One line per stage, for logs."""
+  """One line per stage (and per drop reason), for logs."""
   lines = [f"cleaning {report['documents_in']} documents: {report['pipeline']}"]
   for s in report["stages"]:
-    what = f"removed {s['removed']}" if "removed" in s else f"changed {s['changed']}"
-    lines.append(f"  {s['op']:<32} {what}")
-  lines.append(f"  -> {report['documents_out']} documents, {report['characters_out']} characters, "
+    what = [f"removed {s['removed']}"] if "removed" in s else []
+    what += [f"changed {s['changed']}"] if "changed" in s else []
+    lines.append(f"  {s['op']:<40} {', '.join(what)}")
+    for r, c in sorted(s.get("reasons", {}).items(), key=lambda rc: -rc[1]):
+      lines.append(f"    {r:<38} {c}")
+  lines.append(f"  -> {report['documents_out']} documents, {report['bytes_out']} bytes, "
                f"{report['words_out']} words")
   return "\n".join(lines)
+
+
+def _rank_keys(keys: np.ndarray, seed: int) -> np.ndarray:
+  """A seeded pseudo-random uint64 per key, the same wherever it is computed."""
+  return dedupe.mix(keys.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
+
+
+def split_cut(n: int, train_fraction: float) -> int:
+  return min(max(int(n * train_fraction), 1), n - 1)
+
+
+def train_threshold(keys: np.ndarray, seed: int, train_fraction: float) -> tuple[int, int]:
+  """(rank, key) below which a document is train: the documents ordered by their seeded rank
+  (ties by key), the first train_fraction of them. A function of the kept keys only, so the
+  local path and Beam split alike, whatever the number of workers."""
+  n = len(keys)
+  if n < 2:
+    raise ConfigError(f"{n} document(s) left after cleaning; a documents split needs two or more. "
+                      "Add documents or relax data.text.clean.")
+  ranks = _rank_keys(np.asarray(keys, np.int64), seed)
+  order = np.lexsort((keys, ranks))
+  cut = order[split_cut(n, train_fraction)]
+  return int(ranks[cut]), int(keys[cut])
+
+
+def is_train(keys: np.ndarray, seed: int, threshold: tuple[int, int]) -> np.ndarray:
+  ranks = _rank_keys(np.asarray(keys, np.int64), seed)
+  r0, k0 = np.uint64(threshold[0]), threshold[1]
+  return (ranks < r0) | ((ranks == r0) & (np.asarray(keys) < k0))
+
+
+# ---- Apache Beam: the same steps as a Beam graph -------------------------------------------------
+
+
+def _merge_counts(parts) -> dict:
+  out = {"docs_in": 0, "chars_in": 0, "changed": None, "reasons": None}
+  for p in parts:
+    out["docs_in"] += p["docs_in"]
+    out["chars_in"] += p["chars_in"]
+    if out["changed"] is None:
+      out["changed"] = list(p["changed"])
+      out["reasons"] = [collections.Counter(r) for r in p["reasons"]]
+    else:
+      out["changed"] = [a + b for a, b in zip(out["changed"], p["changed"])]
+      for acc, r in zip(out["reasons"], p["reasons"]):
+        acc.update(r)
+  return out
+
+
+def _beam_records(batch, spec):
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  out = process_batch(spec, batch)
+  offsets = np.concatenate([[0], np.cumsum(out["lens"])])
+  for i, key in enumerate(out["keys"].tolist()):
+    yield key, out["blob"][offsets[i]:offsets[i + 1]].decode("utf-8")
+    if "digests" in out:
+      yield beam.pvalue.TaggedOutput("digests", (tuple(out["digests"][i].tolist()), key))
+    if "bands" in out and out["has_shingles"][i]:
+      yield beam.pvalue.TaggedOutput("bands", (key, out["bands"][i]))
+  yield beam.pvalue.TaggedOutput("counts", {k: out[k] for k in ("docs_in", "chars_in", "changed",
+                                                                 "reasons")})
+
+
+def _exact_group(item):
+  keys = sorted(item[1])
+  return [(k, (keys[0], "exact")) for k in keys[1:]]
+
+
+def _band_entries(item, removed):
+  key, bands = item
+  if key in removed:
+    return []
+  return [((j, int(v)), key) for j, v in enumerate(bands.tolist())]
+
+
+def _bucket(item):
+  members = list(item[1])
+  return dedupe.bucket_pairs(members) if len(members) > 1 else []
+
+
+def _half_pairs(item, ngram, unit):
+  """(a, {text: [text_a], pair: [b...]}) -> (b, (a, shingles of a)) for every b."""
+  _, groups = item
+  a = item[0]
+  if not groups["pair"] or not groups["text"]:
+    return []
+  sa = dedupe.shingle_set(groups["text"][0], ngram, unit)
+  return [(b, (a, sa)) for b in sorted(set(groups["pair"]))]
+
+
+def _verify(item, ngram, unit, threshold):
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  b, groups = item
+  if not groups["half"] or not groups["text"]:
+    return
+  sb = dedupe.shingle_set(groups["text"][0], ngram, unit)
+  for a, sa in groups["half"]:
+    if dedupe.jaccard(sa, sb) >= threshold:
+      yield (a, b)
+    else:
+      yield beam.pvalue.TaggedOutput("rejected", (a, b))
+
+
+class _UnionFindFn:
+  """A Beam CombineFn: the components of all verified edges, roots at the smallest key. Union
+  is order-free, so partial results merge to the same components on any number of workers."""
+
+  def create_accumulator(self):
+    return dedupe.UnionFind()
+
+  def add_input(self, acc, edge):
+    acc.union(*edge)
+    return acc
+
+  def merge_accumulators(self, accs):
+    accs = iter(accs)
+    first = next(accs)
+    for a in accs:
+      first.merge(a)
+    return first
+
+  def extract_output(self, acc):
+    return acc.removed()
+
+
+def _doc_stats(item):
+  return (1, len(item[1].encode("utf-8")), len(item[1].split()))
+
+
+def _sum_tuples(rows):
+  return tuple(map(sum, zip(*rows))) if rows else (0, 0, 0)
+
+
+def _write_report(_, path, plan, counts, read_stats, exact_removed, near, pairs, rejected, kept,
+                  extra):
+  report = _new_report(plan)
+  _count(report, counts if counts["changed"] is not None else
+         {"docs_in": 0, "chars_in": 0, "changed": [0] * len(plan.doc_ops),
+          "reasons": [{}] * len(plan.doc_ops)})
+  n = report["documents_in"] - sum(s.get("removed", 0) for s in report["stages"])
+  if plan.exact:
+    report["stages"].append({"op": plan.exact_text, "documents_in": n, "removed": exact_removed})
+    n -= exact_removed
+  if plan.near:
+    bands, rows = plan.near.layout
+    report["stages"].append({
+        "op": plan.near_text, "documents_in": n, "removed": len(near), "bands": bands,
+        "rows": rows, "candidate_pairs": pairs, "rejected_by_exact_jaccard": rejected,
+        "verified": plan.near.verify, "clusters": len(set(near.values()))})
+  report.update(documents_out=kept[0], bytes_out=kept[1], words_out=kept[2])
+  report.update(read_stats)
+  report.update(extra)
+  from aigc_jax import writers  # pylint: disable=import-outside-toplevel
+  import json  # pylint: disable=import-outside-toplevel
+  writers.atomic_write(path, json.dumps(report, indent=1))
+  if kept[0] == 0:
+    raise ConfigError(f"Cleaning {plan.spec!r} removed every document; relax data.text.clean.")
+
+
+class BeamCorpus:
+  """Reading, cleaning and de-duplication as one Beam graph, built once per pipeline and shared
+  by the splits. `read(item)` turns one element of `items` into (key, text) documents and may
+  emit TaggedOutput('stats', {name: count}) for the report."""
+
+  def __init__(self, items, read, spec: str, seed: int, train_fraction: float, report_path: str,
+               extra: dict):
+    self.items, self.read, self.plan = items, read, parse(spec)
+    self.seed, self.train_fraction = seed, train_fraction
+    self.report_path, self.extra = report_path, extra
+    self._built = {}
+
+  def _build(self, pipeline):
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    plan, spec = self.plan, self.plan.spec
+    p = pipeline | "CleanFiles" >> beam.Create(self.items)
+    read = p | "CleanRead" >> beam.FlatMap(self.read).with_outputs("stats", main="docs")
+    stats = (read.stats | "CleanReadStats" >> beam.CombineGlobally(_sum_dicts))
+    rec = (read.docs
+           | "CleanBatch" >> beam.BatchElements(min_batch_size=64, max_batch_size=2048)
+           | "CleanDocs" >> beam.FlatMap(_beam_records, spec)
+           .with_outputs("digests", "bands", "counts", main="docs"))
+    docs = rec.docs
+    counts = rec.counts | "CleanCounts" >> beam.CombineGlobally(_merge_counts)
+    empty = pipeline | "CleanNone" >> beam.Create([])
+    exact = empty
+    if plan.exact:
+      exact = (rec.digests | "ExactGroup" >> beam.GroupByKey()
+               | "ExactCopies" >> beam.FlatMap(_exact_group))
+    near, pairs_n, rejected_n = empty, 0, 0
+    if plan.near:
+      nc = plan.near
+      pairs = (rec.bands
+               | "NearBands" >> beam.FlatMap(_band_entries, beam.pvalue.AsDict(exact))
+               | "NearBuckets" >> beam.GroupByKey()
+               | "NearPairs" >> beam.FlatMap(_bucket)
+               | "NearDistinct" >> beam.Distinct())
+      pairs_n = beam.pvalue.AsSingleton(pairs | "NearPairCount" >> beam.combiners.Count.Globally())
+      edges = pairs
+      if nc.verify:
+        halves = ({"text": docs, "pair": pairs}
+                  | "VerifyJoinA" >> beam.CoGroupByKey()
+                  | "VerifyShingleA" >> beam.FlatMap(_half_pairs, nc.ngram, nc.unit))
+        checked = ({"text": docs, "half": halves}
+                   | "VerifyJoinB" >> beam.CoGroupByKey()
+                   | "VerifyJaccard" >> beam.FlatMap(_verify, nc.ngram, nc.unit, nc.threshold)
+                   .with_outputs("rejected", main="edges"))
+        edges = checked.edges
+        rejected_n = beam.pvalue.AsSingleton(
+            checked.rejected | "VerifyRejected" >> beam.combiners.Count.Globally())
+      near = (edges | "NearComponents" >> beam.CombineGlobally(_beam_union_find())
+              | "NearRemoved" >> beam.FlatMap(lambda removed: sorted(removed.items())))
+    removed = (exact | "ExactKeys" >> beam.Map(lambda kv: (kv[0], kv[1][0])),
+               near) | "Removed" >> beam.Flatten()
+    kept = docs | "Keep" >> beam.Filter(lambda kv, gone: kv[0] not in gone,
+                                        beam.pvalue.AsDict(removed))
+    kept_stats = (kept | "KeptStats" >> beam.Map(_doc_stats)
+                  | "KeptSum" >> beam.CombineGlobally(_sum_tuples))
+    side = dict(counts=beam.pvalue.AsSingleton(counts), read_stats=beam.pvalue.AsSingleton(stats),
+                exact_removed=beam.pvalue.AsSingleton(
+                    exact | "ExactCount" >> beam.combiners.Count.Globally()),
+                near=beam.pvalue.AsDict(near), kept=beam.pvalue.AsSingleton(kept_stats))
+    if plan.near:
+      side.update(pairs=pairs_n, rejected=rejected_n)
+    (pipeline | "ReportSeed" >> beam.Create([None])
+     | "Report" >> beam.Map(_write_report, self.report_path, plan,
+                            **side, **({} if plan.near else {"pairs": 0, "rejected": 0}),
+                            extra=self.extra))
+    threshold = (kept | "KeptKeys" >> beam.Map(lambda kv: kv[0])
+                 | "AllKeys" >> beam.combiners.ToList()
+                 | "Threshold" >> beam.Map(lambda keys, s, f: train_threshold(
+                     np.asarray(sorted(keys), np.int64), s, f), self.seed, self.train_fraction))
+    return kept, beam.pvalue.AsSingleton(threshold)
+
+  def split(self, train: bool):
+    """A PTransform from the pipeline's root to this split's (key, {"text": text}) examples."""
+    import apache_beam as beam  # pylint: disable=import-outside-toplevel
+    corpus = self
+
+    class _Split(beam.PTransform):
+      def expand(self, pbegin):
+        key = id(pbegin.pipeline)
+        if key not in corpus._built:
+          corpus._built[key] = corpus._build(pbegin.pipeline)
+        kept, threshold = corpus._built[key]
+        return (kept
+                | f"Pick{train}" >> beam.Filter(
+                    lambda kv, thr: bool(is_train(np.asarray([kv[0]]), corpus.seed, thr)[0])
+                    == train, threshold)
+                | f"Example{train}" >> beam.Map(lambda kv: (kv[0], {"text": kv[1]})))
+    return _Split()
+
+
+def _sum_dicts(parts) -> dict:
+  out = collections.Counter()
+  for p in parts:
+    out.update(p)
+  return dict(out)
+
+
+def _beam_union_find():
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+
+  class UnionFindFn(_UnionFindFn, beam.CombineFn):
+    pass
+  return UnionFindFn()

@@ -1,22 +1,27 @@
 """Any folder of UTF-8 text files as a tfds data set: `data.name = "text_files/<folder>"`.
 
 The folder is `<data dir>/<folder>/`; every regular file in it (sorted, recursive, hidden files
-skipped) is one document, or several when `data.text.delimiter` splits it. Splits:
+skipped) is one document, or several when `data.text.delimiter` splits it (read in 8 MB pieces,
+so a file may be larger than memory). A document's stable key is (file index << 32) | its index
+in the file. Splits:
 - `split_by="characters"`: the corpus (documents joined in order) is cut at `train_fraction` of
   its characters, as nanoGPT does for tiny Shakespeare; each split is one document.
-- `split_by="documents"`: a seeded shuffle of the documents, the first `train_fraction` train.
-With `data.beam_options` set, the same builder is prepared by Apache Beam (one document per file,
-read and cleaned by the workers, identical records), for corpora too big for one machine.
-Invalid UTF-8 is an error naming the file (`bad_utf8="error"`) or replaced with U+FFFD and
-counted (`"replace"`). `clean` (aigc_jax/data/clean.py) runs over all documents before the split;
-its report is written to `clean_report.json` in the prepared data set's folder.
+- `split_by="documents"`: documents ordered by a seeded hash of their key, the first
+  `train_fraction` of them train (a function of the kept keys, so Beam splits alike).
+Invalid UTF-8 (`bad_utf8`): "error" names the file, document and byte; "replace" puts U+FFFD in
+and counts it; "skip" drops the document and counts it. `clean` (aigc_jax/data/clean.py) streams
+every document through the cleaning ops and de-duplication before the split; its report, with
+every rule's drops, is written to `clean_report.json` in the prepared data set's folder.
+With `data.beam_options` set, all of it (reading, cleaning, de-duplication, the split) runs as
+one Apache Beam pipeline, keeping exactly the documents the local path keeps.
 """
 
 import dataclasses
 import json
 import os
+import re
+from typing import Iterator
 
-import numpy as np
 import tensorflow_datasets as tfds
 
 from aigc_jax.data import clean
@@ -25,7 +30,9 @@ from aigc_jax.errors import ConfigError
 
 SPLITS = ("characters", "documents")
 REPORT = "clean_report.json"
-BAD_UTF8 = ("error", "replace")
+BAD_UTF8 = ("error", "replace", "skip")
+READ_BYTES = 8 << 20
+_UNDECODABLE = re.compile("[\udc80-\udcff]+")  # what surrogateescape makes of invalid bytes
 
 
 @dataclasses.dataclass
@@ -71,69 +78,104 @@ def check_raw(raw_dir: str, config: FolderConfig) -> None:
     raise ConfigError(f"Text folder {folder} has no non-empty files; put UTF-8 text files in it.")
 
 
-def read_file(path: str, opts: TextOptions) -> tuple[list[str], int]:
-  """One file's documents and its count of replaced invalid UTF-8 sequences."""
+def _utf8_cut(b: bytes) -> int:
+  """Length of `b` without a multi-byte character cut off at its end."""
+  for back in range(1, min(4, len(b)) + 1):
+    c = b[-back]
+    if c < 0x80:
+      return len(b)
+    if c >= 0xC0:
+      need = 2 if c < 0xE0 else 3 if c < 0xF0 else 4
+      return len(b) if need <= back else len(b) - back
+  return len(b)
+
+
+def _pieces(path: str, delimiter: str) -> Iterator[tuple[str, int]]:
+  """(piece, byte offset in the file) per delimited piece, invalid bytes as lone surrogates."""
   with open(path, "rb") as f:
-    raw = f.read()
-  replaced = 0
-  try:
-    text = raw.decode("utf-8")
-  except UnicodeDecodeError as e:
-    if opts.bad_utf8 == "error":
-      raise ConfigError(f"{path} is not valid UTF-8 (byte {e.start}: {raw[e.start:e.end]!r}). "
-                        "Fix the file, or set data.text.bad_utf8='replace' to replace and "
-                        "count such bytes.") from None
-    text = raw.decode("utf-8", errors="replace")
-    replaced = text.count("\ufffd") - raw.decode("utf-8", "ignore").count("\ufffd")
-  parts = text.split(opts.delimiter) if opts.delimiter else [text]
-  return [p for p in parts if p], replaced
+    if not delimiter:
+      yield f.read().decode("utf-8", "surrogateescape"), 0
+      return
+    pending, carry, start = b"", "", 0
+    while True:
+      chunk = f.read(READ_BYTES)
+      data = pending + chunk
+      cut = _utf8_cut(data) if chunk else len(data)
+      data, pending = data[:cut], data[cut:]
+      text = carry + data.decode("utf-8", "surrogateescape")
+      parts = text.split(delimiter)
+      carry = parts.pop() if chunk else ""
+      for part in parts:
+        yield part, start
+        start += len((part + delimiter).encode("utf-8", "surrogateescape"))
+      if not chunk:
+        return
+
+
+def iter_file(path: str, file_index: int, opts: TextOptions, stats: dict):
+  """The file's documents as (key, text); invalid UTF-8 handled as `opts.bad_utf8` says and
+  counted in `stats`."""
+  part = 0
+  for text, offset in _pieces(path, opts.delimiter):
+    if not text:
+      continue
+    key = (file_index << 32) | part
+    part += 1
+    if not text.isascii():
+      bad = _UNDECODABLE.search(text)
+      if bad:
+        if opts.bad_utf8 == "error":
+          at = offset + len(text[:bad.start()].encode("utf-8", "surrogateescape"))
+          raw = bad.group().encode("utf-8", "surrogateescape")[:8]
+          raise ConfigError(f"{path} is not valid UTF-8 (byte {at}: {raw!r}). Fix the file, or "
+                            "set data.text.bad_utf8='replace' (U+FFFD, counted) or 'skip' (drop "
+                            "the document, counted).")
+        if opts.bad_utf8 == "skip":
+          stats["invalid_utf8_documents_skipped"] = stats.get(
+              "invalid_utf8_documents_skipped", 0) + 1
+          continue
+        stats["invalid_utf8_replaced"] = stats.get("invalid_utf8_replaced", 0) + sum(
+            len(m) for m in _UNDECODABLE.findall(text))
+        text = _UNDECODABLE.sub(lambda m: "\ufffd" * len(m.group()), text)
+    yield key, text
+
+
+def iter_documents(files: list[str], opts: TextOptions, stats: dict):
+  for i, path in enumerate(files):
+    yield from iter_file(path, i, opts, stats)
 
 
 def read_documents(folder: str, opts: TextOptions) -> tuple[list[str], int]:
-  """(documents, number of invalid UTF-8 sequences replaced)."""
-  docs, replaced = [], 0
-  for path in _files(folder):
-    d, r = read_file(path, opts)
-    docs.extend(d)
-    replaced += r
-  return docs, replaced
+  """(documents, number of invalid UTF-8 sequences replaced), all in memory (small corpora)."""
+  stats = {}
+  docs = [t for _, t in iter_documents(_files(folder), opts, stats)]
+  return docs, stats.get("invalid_utf8_replaced", 0)
 
 
-def split_documents(n: int, opts: TextOptions) -> tuple[np.ndarray, np.ndarray]:
-  """Indices of the train and validation documents: a seeded shuffle cut at train_fraction."""
-  order = np.random.default_rng(opts.seed).permutation(n)
-  cut = min(max(int(n * opts.train_fraction), 1), n - 1)
-  return order[:cut], order[cut:]
-
-
-def beam_example(item, opts: TextOptions):
-  """Beam worker: (key, path) -> (key, example), the file read and cleaned where it runs.
+def beam_read(item, opts: TextOptions):
+  """Beam worker: (file index, path) -> its (key, text) documents, then its read counts.
   Module-level so Beam pickles it by reference."""
-  key, path = item
-  (doc,), _ = read_file(path, opts)
-  if opts.clean:
-    (doc,), _ = clean.run([doc], opts.clean)
-  return key, {"text": doc}
+  import apache_beam as beam  # pylint: disable=import-outside-toplevel
+  stats = {}
+  yield from iter_file(item[1], item[0], opts, stats)
+  yield beam.pvalue.TaggedOutput("stats", stats)
 
 
 def check_beam(opts: TextOptions) -> None:
-  """Under Beam each file is one document, read, cleaned and written by a worker; global steps
-  (de-duplication, filters, a character cut) need the whole corpus on one machine."""
-  if opts.split_by != "documents" or opts.delimiter:
-    raise ConfigError("Preparing text_files with Beam needs data.text.split_by='documents' and "
-                      "no delimiter (one document per file); prepare it without "
-                      "data.beam_options otherwise.")
-  global_ops = [s.text for s in clean.parse(opts.clean) if not s.per_document]
-  if global_ops:
-    raise ConfigError(f"Cleaning ops {global_ops} compare or drop documents and run on one "
-                      "machine only; prepare without data.beam_options, or clean the files first.")
+  """A character cut needs the whole corpus as one string; Beam splits by documents."""
+  if opts.split_by != "documents":
+    raise ConfigError("Preparing text_files with Beam needs data.text.split_by='documents'; "
+                      "a character cut joins the whole corpus on one machine: prepare it without "
+                      "data.beam_options.")
 
 
 class Builder(tfds.core.GeneratorBasedBuilder):
   """A folder of text files; configs are made per folder by `make_config`."""
 
   name = "text_files"
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "Documents split by a seeded hash of their stable key; streamed "
+                            "cleaning with verified near-duplicate removal."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = "Set $AIGC_JAX_DATA to a folder holding <folder>/*.txt."
 
   def _info(self):
@@ -148,45 +190,53 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     opts = self.builder_config.options
+    name = f"text_files/{self.builder_config.folder}"
     folder = os.path.join(str(dl_manager.manual_dir), self.builder_config.folder)
+    files = _files(folder)
     if getattr(self, "_use_beam", False):
       check_beam(opts)
-      files = [f for f in _files(folder) if os.path.getsize(f)]
-      if len(files) < 2:
-        raise ConfigError(f"{folder} has {len(files)} non-empty file(s); split_by='documents' "
-                          "needs two or more.")
-      train, validation = ([files[i] for i in idx] for idx in split_documents(len(files), opts))
-      return {"train": self._beam_examples(train), "validation": self._beam_examples(validation)}
-    docs, replaced = read_documents(folder, opts)
-    if replaced:
-      print(f"text_files/{self.builder_config.folder}: replaced {replaced} invalid UTF-8 "
-            "sequences with U+FFFD", flush=True)
+      corpus = clean.BeamCorpus(
+          [(i, f) for i, f in enumerate(files) if os.path.getsize(f)],
+          _BeamReader(opts), opts.clean, opts.seed, opts.train_fraction,
+          os.path.join(self.data_dir, REPORT), {"folder": folder})
+      return {"train": corpus.split(True), "validation": corpus.split(False)}
+    stats = {}
+    result = clean.clean_stream(iter_documents(files, opts, stats), opts.clean, progress=name)
+    report = dict(result.report, folder=folder, **stats)
+    if stats:
+      print(f"{name}: invalid UTF-8: {stats}", flush=True)
     if opts.clean:
-      docs, report = clean.run(docs, opts.clean)
-      report.update(folder=folder, invalid_utf8_replaced=replaced)
       with open(os.path.join(self.data_dir, REPORT), "w") as f:
         json.dump(report, f, indent=1)
-      print(f"text_files/{self.builder_config.folder}: {clean.describe(report)}", flush=True)
-      if not docs:
-        raise ConfigError(f"Cleaning {opts.clean!r} removed every document of {folder}; "
-                          "relax data.text.clean.")
+      print(f"{name}: {clean.describe(report)}", flush=True)
+    if not len(result):
+      result.close()
+      raise ConfigError(f"Cleaning {opts.clean!r} removed every document of {folder}; "
+                        "relax data.text.clean.")
     if opts.split_by == "characters":
-      corpus = "".join(docs)
+      corpus = "".join(t for _, t in result)
+      result.close()
       cut = int(len(corpus) * opts.train_fraction)
-      train, validation = [corpus[:cut]], [corpus[cut:]]
-    else:
-      if len(docs) < 2:
-        raise ConfigError(f"{folder} has {len(docs)} document(s); split_by='documents' needs "
-                          "two or more (or use split_by='characters').")
-      train, validation = ([docs[i] for i in idx] for idx in split_documents(len(docs), opts))
-    return {"train": self._generate_examples(train),
-            "validation": self._generate_examples(validation)}
+      return {"train": self._generate_examples([(0, corpus[:cut])]),
+              "validation": self._generate_examples([(0, corpus[cut:])])}
+    keys = result.keys[result.alive]
+    train = clean.is_train(keys, opts.seed, clean.train_threshold(keys, opts.seed,
+                                                                  opts.train_fraction))
+    return {"train": self._generate_examples(result, train, True),
+            "validation": self._generate_examples(result, train, False)}
 
-  def _generate_examples(self, docs):
-    return ((i, {"text": d}) for i, d in enumerate(docs))
+  def _generate_examples(self, docs, in_train=None, train=True):
+    """(key, text) in key order; with a mask, only those whose mask entry equals `train`."""
+    for i, (key, text) in enumerate(docs):
+      if in_train is None or in_train[i] == train:
+        yield key, {"text": text}
 
-  def _beam_examples(self, files):
-    """The same keys and examples as the local path, produced by Beam workers."""
-    beam = tfds.core.lazy_imports.apache_beam  # imported only on this path
-    return (beam.Create(list(enumerate(files)))
-            | beam.Map(beam_example, opts=self.builder_config.options))
+
+class _BeamReader:
+  """Picklable (file index, path) -> documents for Beam workers."""
+
+  def __init__(self, opts: TextOptions):
+    self.opts = opts
+
+  def __call__(self, item):
+    return beam_read(item, self.opts)
