@@ -228,10 +228,11 @@ def _map_batches(spec: str, batches: Iterator[list], workers: int) -> Iterator[d
 class Result:
   """The kept documents, read back from the spill file in key order, and the clean report."""
 
-  def __init__(self, tmp: str, keys, offsets, alive, report, duplicates):
-    self._tmp, self.keys, self._offsets, self.alive = tmp, keys, offsets, alive
+  def __init__(self, tmp: str, keys, offsets, rep, kind, report):
+    self._tmp, self.keys, self._offsets = tmp, keys, offsets
+    self._rep, self._kind = rep, kind
+    self.alive = rep < 0
     self.report = report
-    self.duplicates = duplicates  # {removed key: (kept key of its group, "exact" | "near")}
     # The spill goes when the result does (tfds drops its split generators when done with them).
     self._finalizer = weakref.finalize(self, shutil.rmtree, tmp, True)
 
@@ -243,6 +244,11 @@ class Result:
       for i in np.flatnonzero(self.alive):
         f.seek(self._offsets[i])
         yield int(self.keys[i]), f.read(self._offsets[i + 1] - self._offsets[i]).decode("utf-8")
+
+  def duplicates(self) -> Iterator[tuple[int, int, str]]:
+    """(removed key, key of the kept document of its group, "exact" or "near")."""
+    for i in np.flatnonzero(~self.alive):
+      yield int(self.keys[i]), int(self.keys[self._rep[i]]), ("exact", "near")[self._kind[i] - 1]
 
   def close(self):
     self._finalizer()
@@ -277,73 +283,100 @@ def _count(report: dict, out: dict) -> None:
         n -= c
 
 
-def find_duplicates(plan: Plan, keys, digests, bands, has_shingles, read_text,
-                    report: dict) -> dict:
-  """{removed index: (kept index, kind)} for the survivors of the per-document ops, indexed in
-  key order. Exact copies first (sorted digests), then near copies among the rest."""
-  n = len(keys)
-  alive = np.ones(n, bool)
-  dup = {}
+def _band_pairs(vals: np.ndarray, idx: np.ndarray) -> np.ndarray:
+  """(m, 2) candidate pairs of one band: documents `idx` (increasing) with band keys `vals`;
+  in each bucket every member with the bucket's first and with its predecessor (bucket_pairs)."""
+  order = np.lexsort((idx, vals))
+  sv, si = vals[order], idx[order]
+  same = np.zeros(len(sv), bool)
+  same[1:] = sv[1:] == sv[:-1]
+  if not same.any():
+    return np.zeros((0, 2), np.int64)
+  first = np.maximum.accumulate(np.where(same, 0, np.arange(len(sv))))
+  pos = np.flatnonzero(same)
+  chain = np.stack([si[pos - 1], si[pos]], 1)
+  star = pos[first[pos] != pos - 1]
+  return np.concatenate([chain, np.stack([si[first[star]], si[star]], 1)])
+
+
+def _roots(parent: np.ndarray) -> np.ndarray:
+  """Pointer jumping until every entry points at its root."""
+  while True:
+    grand = parent[parent]
+    if np.array_equal(grand, parent):
+      return parent
+    parent = grand
+
+
+def find_duplicates(plan: Plan, digests, bands, has_shingles, read_text,
+                    report: dict) -> tuple[np.ndarray, np.ndarray]:
+  """For the survivors of the per-document ops, in key order: (representative index, or -1 for
+  a kept document; kind, 1 exact or 2 near). Exact copies first (sorted digests), then near
+  copies among the rest: connected components of verified pairs, rooted at the smallest index."""
+  n = len(has_shingles)
+  rep = np.full(n, -1, np.int64)
+  kind = np.zeros(n, np.int8)
   if plan.exact:
     order = np.lexsort((np.arange(n), digests[:, 1], digests[:, 0]))
     d = digests[order]
     same = np.zeros(n, bool)
     same[1:] = (d[1:] == d[:-1]).all(axis=1)
     first = np.maximum.accumulate(np.where(same, 0, np.arange(n)))
-    for pos in np.flatnonzero(same):  # each copy -> the first (smallest index) of its run
-      dup[int(order[pos])] = (int(order[first[pos]]), "exact")
-    alive[order[same]] = False
+    rep[order[same]] = order[first[same]]  # each copy -> the first (smallest index) of its run
+    kind[order[same]] = 1
     report["stages"].append({"op": plan.exact_text, "documents_in": n,
                              "removed": int(same.sum())})
   if plan.near:
     nc = plan.near
-    bands_n, rows = nc.layout
-    near_in = int(alive.sum())
-    live = np.flatnonzero(alive & has_shingles)
-    pairs = []
-    for j in range(bands_n):
-      vals = bands[live, j]
-      order = np.argsort(vals, kind="stable")
-      sv = vals[order]
-      eq = sv[1:] == sv[:-1]
-      if not eq.any():
-        continue
-      starts = np.flatnonzero(np.diff(np.concatenate([[False], eq, [False]]).astype(np.int8)) == 1)
-      ends = np.flatnonzero(np.diff(np.concatenate([[False], eq, [False]]).astype(np.int8)) == -1)
-      for s, e in zip(starts, ends):  # run of equal keys: positions s..e in sorted order
-        members = live[order[s:e + 1]]
-        if len(members) == 2:
-          a, b = sorted(members)
-          pairs.append((int(a), int(b)))
-        else:
-          pairs.extend(dedupe.bucket_pairs(int(m) for m in members))
-    pairs = sorted(set(pairs))
-    uf = dedupe.UnionFind()
-    rejected = 0
+    n_bands, rows = nc.layout
+    near_in = int((rep < 0).sum())
+    live = np.flatnonzero((rep < 0) & has_shingles)
+    parent = np.arange(n)
+    checked = rejected = 0
+    known_bad = set()
     cache: collections.OrderedDict = collections.OrderedDict()
 
     def shingles(i):
-      if i not in cache:
+      if i in cache:
+        cache.move_to_end(i)
+      else:
         cache[i] = dedupe.shingle_set(read_text(i), nc.ngram, nc.unit)
         if len(cache) > 4096:
           cache.popitem(last=False)
       return cache[i]
 
-    for a, b in pairs:
-      if not nc.verify or dedupe.jaccard(shingles(a), shingles(b)) >= nc.threshold:
-        uf.union(a, b)
-      else:
-        rejected += 1
-    near = uf.removed()
-    for i, r in near.items():
-      dup[i] = (r, "near")
-    alive[list(near)] = False
+    def find(x):
+      while parent[x] != x:
+        parent[x] = parent[parent[x]]
+        x = parent[x]
+      return x
+
+    for j in range(n_bands):
+      pairs = _band_pairs(bands[live, j], live)
+      if not len(pairs):
+        continue
+      # A pair already joined cannot change the components: skip it before reading any text.
+      pairs = pairs[parent[pairs[:, 0]] != parent[pairs[:, 1]]]
+      for a, b in np.unique(pairs, axis=0).tolist():
+        ra, rb = find(a), find(b)
+        if ra == rb or (a, b) in known_bad:
+          continue
+        checked += 1
+        if nc.verify and dedupe.jaccard(shingles(a), shingles(b)) < nc.threshold:
+          rejected += 1
+          known_bad.add((a, b))
+          continue
+        parent[max(ra, rb)] = min(ra, rb)
+      parent = _roots(parent)
+    members = np.flatnonzero(parent != np.arange(n))
+    rep[members], kind[members] = parent[members], 2
+    exact = kind == 1
+    rep[exact] = parent[rep[exact]]  # copies of a document that went as a near copy follow it
     report["stages"].append({
-        "op": plan.near_text, "documents_in": near_in,
-        "removed": len(near), "bands": bands_n, "rows": rows, "candidate_pairs": len(pairs),
-        "rejected_by_exact_jaccard": rejected, "verified": nc.verify,
-        "clusters": len({r for r in near.values()})})
-  return dup
+        "op": plan.near_text, "documents_in": near_in, "removed": len(members),
+        "clusters": len(np.unique(parent[members])), "bands": n_bands, "rows": rows,
+        "verified": nc.verify, "pairs_checked": checked, "rejected_by_exact_jaccard": rejected})
+  return rep, kind
 
 
 def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[int] = None,
@@ -389,15 +422,13 @@ def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[i
       def read_text(i):
         return mm[offsets[i]:offsets[i + 1]].decode("utf-8")
 
-      dup = find_duplicates(plan, keys, digests, bands, has, read_text, report)
+      rep, kind = find_duplicates(plan, digests, bands, has, read_text, report)
       if mm is not None:
         mm.close()
-    alive = np.ones(len(keys), bool)
-    alive[list(dup)] = False
+    alive = rep < 0
     report.update(documents_out=int(alive.sum()), bytes_out=int(lens[alive].sum()),
                   words_out=int(words[alive].sum()), seconds=round(time.time() - t0, 2))
-    duplicates = {int(keys[i]): (int(keys[r]), kind) for i, (r, kind) in dup.items()}
-    return Result(tmp, keys, offsets, alive, report, duplicates)
+    return Result(tmp, keys, offsets, rep, kind, report)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
@@ -477,9 +508,11 @@ def _beam_records(batch, spec):
   for i, key in enumerate(out["keys"].tolist()):
     yield key, out["blob"][offsets[i]:offsets[i + 1]].decode("utf-8")
     if "digests" in out:
-      yield beam.pvalue.TaggedOutput("digests", (tuple(out["digests"][i].tolist()), key))
+      # int64 views: Beam's integer coder is signed 64-bit.
+      yield beam.pvalue.TaggedOutput("digests",
+                                     (tuple(out["digests"][i].view(np.int64).tolist()), key))
     if "bands" in out and out["has_shingles"][i]:
-      yield beam.pvalue.TaggedOutput("bands", (key, out["bands"][i]))
+      yield beam.pvalue.TaggedOutput("bands", (key, out["bands"][i].view(np.int64)))
   yield beam.pvalue.TaggedOutput("counts", {k: out[k] for k in ("docs_in", "chars_in", "changed",
                                                                  "reasons")})
 
@@ -567,9 +600,9 @@ def _write_report(_, path, plan, counts, read_stats, exact_removed, near, pairs,
   if plan.near:
     bands, rows = plan.near.layout
     report["stages"].append({
-        "op": plan.near_text, "documents_in": n, "removed": len(near), "bands": bands,
-        "rows": rows, "candidate_pairs": pairs, "rejected_by_exact_jaccard": rejected,
-        "verified": plan.near.verify, "clusters": len(set(near.values()))})
+        "op": plan.near_text, "documents_in": n, "removed": len(near),
+        "clusters": len(set(near.values())), "bands": bands, "rows": rows,
+        "verified": plan.near.verify, "pairs_checked": pairs, "rejected_by_exact_jaccard": rejected})
   report.update(documents_out=kept[0], bytes_out=kept[1], words_out=kept[2])
   report.update(read_stats)
   report.update(extra)

@@ -22,7 +22,6 @@ import xxhash
 
 _M = np.uint64(0x9E3779B97F4A7C15)  # odd multiplier for the n-gram polynomial
 _CHUNK = 1 << 14  # shingles per signature product: 2M uint64 values (16 MB) at 128 permutations
-ALL_PAIRS_UP_TO = 16  # larger buckets (massive boilerplate) pair each member with two others
 
 
 def mix(s: np.ndarray) -> np.ndarray:
@@ -134,15 +133,12 @@ def band_keys(sig: np.ndarray, bands: int, rows: int) -> np.ndarray:
 
 
 def bucket_pairs(members) -> list[tuple[int, int]]:
-  """Candidate pairs of one LSH bucket, members in key order. All pairs of a small bucket; in a
-  large one each member with the smallest and with its predecessor, which keeps the work linear
-  where a template repeats thousands of times and still links every member it is near."""
+  """Candidate pairs of one LSH bucket: each member with the bucket's smallest and with its
+  predecessor in key order. Linear in the bucket, where all pairs would be quadratic when a
+  template repeats thousands of times; a member near any of the two, or linked through other
+  bands, still joins its group."""
   m = sorted(members)
-  if len(m) <= ALL_PAIRS_UP_TO:
-    return [(m[i], m[j]) for i in range(len(m)) for j in range(i + 1, len(m))]
-  pairs = {(m[0], x) for x in m[1:]}
-  pairs.update(zip(m[1:-1], m[2:]))
-  return sorted(pairs)
+  return sorted({(m[0], x) for x in m[1:]} | set(zip(m[:-1], m[1:])))
 
 
 class UnionFind:

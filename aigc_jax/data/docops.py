@@ -38,9 +38,10 @@ def doc_filter(fn: Callable[[str], Optional[str]]) -> DocOp:
 
 def check_range(op_name: str, arg: str, value, lo=None, hi=None, lo_open=False, hi_open=False):
   """ConfigError unless lo <= value <= hi (strict where *_open), naming the op and the argument."""
-  bad = ((lo is not None and (value <= lo if lo_open else value < lo))
+  bad = isinstance(value, bool) or not isinstance(value, (int, float))
+  bad = bad or ((lo is not None and (value <= lo if lo_open else value < lo))
          or (hi is not None and (value >= hi if hi_open else value > hi)))
-  if bad or isinstance(value, bool) or not isinstance(value, (int, float)):
+  if bad:
     lo_s = "-inf" if lo is None else lo
     hi_s = "inf" if hi is None else hi
     raise ConfigError(f"{op_name}: {arg}={value!r} is out of range; it must be in "
