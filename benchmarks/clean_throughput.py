@@ -126,7 +126,7 @@ def jaccard(a, b):
   return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def build(workdir, mb, copies, max_edit, seed, sources):
+def build(workdir, mb, copies, max_edit, seed, sources, truth=True):
   """Writes corpus files and truth.json: [(copy index, source index, Jaccard)]."""
   rng = np.random.default_rng(seed)
   base_bytes = mb * 1e6 / (1 + copies)
@@ -155,15 +155,17 @@ def build(workdir, mb, copies, max_edit, seed, sources):
     for part, i in enumerate(chunk):
       position[int(i)] = (f << 32) | part
   truth = [(position[n + k], position[int(src)], jaccard(shingles(t), shingles(docs[src])))
-           for k, (src, t) in enumerate(planted)]
+           for k, (src, t) in enumerate(planted)] if truth else []
   with open(os.path.join(workdir, "truth.json"), "w") as fh:
-    json.dump({"truth": truth, "documents": len(texts),
+    json.dump({"truth": truth, "documents": len(texts), "planted": len(planted),
                "bytes": sum(len(t.encode()) for t in texts)}, fh)
   return texts, position
 
 
-def _rss_mb(who):
-  return resource.getrusage(who).ru_maxrss / 1024
+def _peak_rss_mb():
+  """This process's peak RSS (VmHWM: unlike ru_maxrss, not inherited across fork and exec)."""
+  with open("/proc/self/status") as f:
+    return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
 
 
 def measure(workdir, engine, workers, spec):
@@ -173,7 +175,7 @@ def measure(workdir, engine, workers, spec):
   from aigc_jax.data.builders import text_files  # pylint: disable=import-outside-toplevel
   opts = text_files.TextOptions(split_by="documents", delimiter=DELIM, clean=spec)
   files = text_files._files(os.path.join(workdir, "corpus"))  # pylint: disable=protected-access
-  base_rss = _rss_mb(resource.RUSAGE_SELF)
+  base_rss = _peak_rss_mb()
   t = time.perf_counter()
   if engine == "local":
     stats = {}
@@ -206,8 +208,9 @@ def measure(workdir, engine, workers, spec):
   with open(os.path.join(workdir, f"{engine}.json"), "w") as fh:
     json.dump({"seconds": seconds, "kept": sorted(kept), "report": report,
                "groups": groups,
-               "rss_mb": _rss_mb(resource.RUSAGE_SELF), "base_rss_mb": base_rss,
-               "workers_rss_mb": _rss_mb(resource.RUSAGE_CHILDREN)}, fh)
+               "rss_mb": _peak_rss_mb(), "base_rss_mb": base_rss,
+               "workers_rss_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024},
+              fh)
 
 
 def evaluate(texts_by_key, truth, kept, groups, threshold=THRESHOLD):
@@ -242,12 +245,12 @@ def main(argv):
   workdir = _WORK.value or tempfile.mkdtemp(prefix="clean_bench_")
   t = time.perf_counter()
   texts, position = build(workdir, _MB.value, _COPIES.value, _MAX_EDIT.value, _SEED.value,
-                          _SOURCES.value)
+                          _SOURCES.value, _EVALUATE.value)
   by_key = {position[i]: t_ for i, t_ in enumerate(texts)}
   meta = json.load(open(os.path.join(workdir, "truth.json")))
   mb = meta["bytes"] / 1e6
   print(f"corpus: {meta['documents']:,} passages, {mb:.1f} MB, "
-        f"{len(meta['truth']):,} planted copies ({time.perf_counter() - t:.0f} s to build)")
+        f"{meta['planted']:,} planted copies ({time.perf_counter() - t:.0f} s to build)")
   local_groups = None
   for engine in _ENGINES.value:
     subprocess.run([sys.executable, "-m", "benchmarks.clean_throughput", f"--measure={engine}",
@@ -257,13 +260,19 @@ def main(argv):
     groups = {k: r for k, r in res["groups"]} if res["groups"] is not None else local_groups
     if engine == "local":
       local_groups, local_kept = groups, res["kept"]
-    recall, eligible, false, removed = evaluate(by_key, meta["truth"], res["kept"], groups or {})
+    if _EVALUATE.value:
+      recall, eligible, false, removed = evaluate(by_key, meta["truth"], res["kept"], groups or {})
     near = [s for s in res["report"]["stages"] if s["op"].startswith("dedupe_near")]
     sig_mb = meta["documents"] * 128 * 8 / 1e6
+    phases = res["report"].get("phase_seconds")
     print(f"[{engine}, {_WORKERS.value} workers] {mb / res['seconds']:.1f} MB/s, "
-          f"{meta['documents'] / res['seconds']:,.0f} documents/s ({res['seconds']:.1f} s)")
-    print(f"  recall {recall:.2%} of {eligible:,} planted copies at Jaccard >= {THRESHOLD}; "
-          f"removed {removed:,}; false removals {false}")
+          f"{meta['documents'] / res['seconds']:,.0f} documents/s ({res['seconds']:.1f} s"
+          + (f"; {phases})" if phases else ")"))
+    if _EVALUATE.value:
+      print(f"  recall {recall:.2%} of {eligible:,} planted copies at Jaccard >= {THRESHOLD}; "
+            f"removed {removed:,}; false removals {false}")
+    else:
+      print(f"  kept {len(res['kept']):,} of {meta['documents']:,} documents")
     if near:
       print(f"  LSH {near[0]['bands']}x{near[0]['rows']}: {near[0]['pairs_checked']:,} "
             f"candidate pairs checked, {near[0]['rejected_by_exact_jaccard']:,} rejected by "

@@ -19,7 +19,6 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
-import mmap
 import multiprocessing
 import os
 import shutil
@@ -199,30 +198,78 @@ def _batches(docs: Iterable[tuple[int, str]]) -> Iterator[list]:
     yield batch
 
 
-def _map_batches(spec: str, batches: Iterator[list], workers: int) -> Iterator[dict]:
-  """process_batch over the batches in order, on `workers` processes once there is more than one
-  batch; at most 2 batches per worker in flight, so reading never runs ahead of cleaning."""
+class _Pool:
+  """Worker processes, started on first use. spawn, not fork: the parent may hold JAX's
+  threads, which a fork would copy half-initialised."""
+
+  def __init__(self, workers: int):
+    self.workers, self._pool = workers, None
+
+  def get(self) -> concurrent.futures.ProcessPoolExecutor:
+    if self._pool is None:
+      self._pool = concurrent.futures.ProcessPoolExecutor(
+          self.workers, mp_context=multiprocessing.get_context("spawn"))
+    return self._pool
+
+  def close(self):
+    if self._pool is not None:
+      self._pool.shutdown(cancel_futures=True)
+
+
+def _map_batches(spec: str, batches: Iterator[list], pool: _Pool) -> Iterator[dict]:
+  """process_batch over the batches in order, on the pool once there is more than one batch; at
+  most 2 batches per worker in flight, so reading never runs ahead of cleaning."""
   first = next(batches, None)
   if first is None:
     return
   second = next(batches, None)
-  if second is None or workers <= 1:
+  if second is None or pool.workers <= 1:
     yield process_batch(spec, first)
     if second is not None:
       yield process_batch(spec, second)
       for b in batches:
         yield process_batch(spec, b)
     return
-  # spawn: the parent may hold JAX's threads, which a fork would copy half-initialised.
-  ctx = multiprocessing.get_context("spawn")
-  with concurrent.futures.ProcessPoolExecutor(workers, mp_context=ctx) as pool:
-    pending = collections.deque(pool.submit(_run_batch, (spec, b)) for b in (first, second))
-    for b in batches:
-      pending.append(pool.submit(_run_batch, (spec, b)))
-      while len(pending) > 2 * workers:
-        yield pending.popleft().result()
-    while pending:
+  ex = pool.get()
+  pending = collections.deque(ex.submit(_run_batch, (spec, b)) for b in (first, second))
+  for b in batches:
+    pending.append(ex.submit(_run_batch, (spec, b)))
+    while len(pending) > 2 * pool.workers:
       yield pending.popleft().result()
+  while pending:
+    yield pending.popleft().result()
+
+
+class _Shingles:
+  """Shingle sets of spilled documents, read with pread (mapped pages would count towards the
+  RSS) and kept for the most recent few thousand."""
+
+  def __init__(self, path: str, ngram: int, unit: str, size: int = 4096):
+    self.fd, self.ngram, self.unit, self.size = os.open(path, os.O_RDONLY), ngram, unit, size
+    self.cache = collections.OrderedDict()
+
+  def __call__(self, offset: int, length: int) -> np.ndarray:
+    if offset in self.cache:
+      self.cache.move_to_end(offset)
+    else:
+      text = os.pread(self.fd, length, offset).decode("utf-8")
+      self.cache[offset] = dedupe.shingle_set(text, self.ngram, self.unit)
+      if len(self.cache) > self.size:
+        self.cache.popitem(last=False)
+    return self.cache[offset]
+
+  def close(self):
+    os.close(self.fd)
+
+
+def _jaccards(args) -> list[float]:
+  """Exact Jaccard of spilled document pairs, [(offset a, length a, offset b, length b)]."""
+  path, ngram, unit, items = args
+  sh = _Shingles(path, ngram, unit)
+  try:
+    return [dedupe.jaccard(sh(oa, la), sh(ob, lb)) for oa, la, ob, lb in items]
+  finally:
+    sh.close()
 
 
 class Result:
@@ -308,11 +355,13 @@ def _roots(parent: np.ndarray) -> np.ndarray:
     parent = grand
 
 
-def find_duplicates(plan: Plan, digests, bands, has_shingles, read_text,
+def find_duplicates(plan: Plan, digests, bands, has_shingles, similarities,
                     report: dict) -> tuple[np.ndarray, np.ndarray]:
   """For the survivors of the per-document ops, in key order: (representative index, or -1 for
   a kept document; kind, 1 exact or 2 near). Exact copies first (sorted digests), then near
-  copies among the rest: connected components of verified pairs, rooted at the smallest index."""
+  copies among the rest: connected components of verified pairs, rooted at the smallest index.
+  `similarities([(i, j)])` gives the exact Jaccard of each pair. Band by band, pairs already
+  joined are skipped before any text is read (they cannot change the components)."""
   n = len(has_shingles)
   rep = np.full(n, -1, np.int64)
   kind = np.zeros(n, np.int8)
@@ -334,16 +383,6 @@ def find_duplicates(plan: Plan, digests, bands, has_shingles, read_text,
     parent = np.arange(n)
     checked = rejected = 0
     known_bad = set()
-    cache: collections.OrderedDict = collections.OrderedDict()
-
-    def shingles(i):
-      if i in cache:
-        cache.move_to_end(i)
-      else:
-        cache[i] = dedupe.shingle_set(read_text(i), nc.ngram, nc.unit)
-        if len(cache) > 4096:
-          cache.popitem(last=False)
-      return cache[i]
 
     def find(x):
       while parent[x] != x:
@@ -357,15 +396,15 @@ def find_duplicates(plan: Plan, digests, bands, has_shingles, read_text,
         continue
       # A pair already joined cannot change the components: skip it before reading any text.
       pairs = pairs[parent[pairs[:, 0]] != parent[pairs[:, 1]]]
-      for a, b in np.unique(pairs, axis=0).tolist():
-        ra, rb = find(a), find(b)
-        if ra == rb or (a, b) in known_bad:
-          continue
-        checked += 1
-        if nc.verify and dedupe.jaccard(shingles(a), shingles(b)) < nc.threshold:
+      todo = [(a, b) for a, b in np.unique(pairs, axis=0).tolist() if (a, b) not in known_bad]
+      checked += len(todo)
+      sims = similarities(todo) if nc.verify else [1.0] * len(todo)
+      for (a, b), sim in zip(todo, sims):
+        if sim < nc.threshold:
           rejected += 1
           known_bad.add((a, b))
           continue
+        ra, rb = find(a), find(b)
         parent[max(ra, rb)] = min(ra, rb)
       parent = _roots(parent)
     members = np.flatnonzero(parent != np.arange(n))
@@ -387,12 +426,13 @@ def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[i
   plan = _plan(spec)
   workers = (os.cpu_count() or 1) if workers is None else workers
   tmp = tempfile.mkdtemp(prefix="aigc_clean_", dir=tmp_dir)
+  pool = _Pool(workers)
   report = _new_report(plan)
   keys, lens, digests, bands, has, words = [], [], [], [], [], []
   t0 = last = time.time()
   try:
     with open(os.path.join(tmp, "spill"), "wb") as spill:
-      for out in _map_batches(spec, _batches(docs), workers):
+      for out in _map_batches(spec, _batches(docs), pool):
         _count(report, out)
         spill.write(out["blob"])
         keys.append(out["keys"])
@@ -408,6 +448,7 @@ def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[i
           mb = report["characters_in"] / 1e6
           print(f"{progress}: cleaned {report['documents_in']:,} documents, {mb:,.0f} M chars "
                 f"({mb / (last - t0):.1f} M chars/s)", flush=True)
+    t1 = time.time()
     keys = np.concatenate(keys) if keys else np.zeros(0, np.int64)
     lens = np.concatenate(lens) if lens else np.zeros(0, np.int64)
     words = np.concatenate(words) if words else np.zeros(0, np.int64)
@@ -416,22 +457,37 @@ def clean_stream(docs: Iterable[tuple[int, str]], spec: str, workers: Optional[i
     digests = np.concatenate(digests) if digests else np.zeros((len(keys), 2), np.uint64)
     bands = np.concatenate(bands) if bands else np.zeros((len(keys), n_bands), np.uint64)
     has = np.concatenate(has) if has else np.zeros(len(keys), bool)
-    with open(os.path.join(tmp, "spill"), "rb") as f:
-      mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) if offsets[-1] else None
+    spill = os.path.join(tmp, "spill")
+    nc = plan.near or NearConfig()
 
-      def read_text(i):
-        return mm[offsets[i]:offsets[i + 1]].decode("utf-8")
+    local = []  # one shingle cache across bands for the pairs checked here
 
-      rep, kind = find_duplicates(plan, digests, bands, has, read_text, report)
-      if mm is not None:
-        mm.close()
+    def similarities(pairs):
+      items = [(int(offsets[a]), int(lens[a]), int(offsets[b]), int(lens[b])) for a, b in pairs]
+      if pool.workers <= 1 or len(items) < 20000:  # below this, a cold cache per job costs more
+        if not local:
+          local.append(_Shingles(spill, nc.ngram, nc.unit))
+        sh = local[0]
+        return [dedupe.jaccard(sh(oa, la), sh(ob, lb)) for oa, la, ob, lb in items]
+      step = -(-len(items) // (4 * pool.workers))
+      jobs = [pool.get().submit(_jaccards, (spill, nc.ngram, nc.unit, items[i:i + step]))
+              for i in range(0, len(items), step)]
+      return [x for j in jobs for x in j.result()]
+
+    rep, kind = find_duplicates(plan, digests, bands, has, similarities, report)
+    for sh in local:
+      sh.close()
     alive = rep < 0
     report.update(documents_out=int(alive.sum()), bytes_out=int(lens[alive].sum()),
-                  words_out=int(words[alive].sum()), seconds=round(time.time() - t0, 2))
+                  words_out=int(words[alive].sum()), seconds=round(time.time() - t0, 2),
+                  phase_seconds={"per_document": round(t1 - t0, 2),
+                                 "duplicates": round(time.time() - t1, 2)})
     return Result(tmp, keys, offsets, rep, kind, report)
   except BaseException:
     shutil.rmtree(tmp, ignore_errors=True)
     raise
+  finally:
+    pool.close()
 
 
 def run(docs: list[str], spec: str, workers: int = 1) -> tuple[list[str], dict]:
