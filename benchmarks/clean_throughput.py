@@ -39,7 +39,9 @@ _COPIES = flags.DEFINE_float("copies", 0.1, "Planted near copies as a fraction o
 _MAX_EDIT = flags.DEFINE_float("max_edit", 0.08, "Highest word edit rate of a planted copy.")
 _ENGINES = flags.DEFINE_list("engines", ["local", "beam"], "local and/or beam (DirectRunner).")
 _WORKERS = flags.DEFINE_integer("workers", 2, "Worker processes (local) / Beam workers.")
-_SPEC = flags.DEFINE_string("spec", "dedupe_exact|dedupe_near(0.5)", "Cleaning spec.")
+_THRESHOLD = flags.DEFINE_float("threshold", 0.5, "Near-duplicate Jaccard threshold.")
+_SPEC = flags.DEFINE_string("spec", "",
+                            "Cleaning spec; default dedupe_exact|dedupe_near(threshold).")
 _SEED = flags.DEFINE_integer("seed", 0, "Corpus and planting seed.")
 _SOURCES = flags.DEFINE_list(
     "sources", ["~/.rustup/toolchains/*/share/doc", "/usr/share/doc", "/usr/share/man",
@@ -50,7 +52,6 @@ _MEASURE = flags.DEFINE_string("measure", "", "Internal: run one engine on --wor
 
 DELIM = "\n\x1e\n"  # record separator: never in the source text
 PASSAGE_WORDS = 250
-THRESHOLD = 0.5
 NGRAM = 5
 _TAGS = re.compile(r"<(script|style|nav|header|footer)\b.*?</\1>|<[^>]+>", re.S | re.I)
 _MAIN = re.compile(r"<main\b.*?</main>", re.S | re.I)
@@ -174,7 +175,7 @@ def measure(workdir, engine, workers, spec):
   from aigc_jax.data import clean  # pylint: disable=import-outside-toplevel
   from aigc_jax.data.builders import text_files  # pylint: disable=import-outside-toplevel
   opts = text_files.TextOptions(split_by="documents", delimiter=DELIM, clean=spec)
-  files = text_files._files(os.path.join(workdir, "corpus"))  # pylint: disable=protected-access
+  files = text_files.text_file_paths(os.path.join(workdir, "corpus"))
   base_rss = _peak_rss_mb()
   t = time.perf_counter()
   if engine == "local":
@@ -190,13 +191,13 @@ def measure(workdir, engine, workers, spec):
       groups = [(k, r) for k, r, _ in result.duplicates()]
   else:
     import apache_beam as beam  # pylint: disable=import-outside-toplevel
-    from apache_beam.options.pipeline_options import PipelineOptions  # pylint: disable=import-outside-toplevel
+    from apache_beam.options import pipeline_options  # pylint: disable=import-outside-toplevel
     out = os.path.join(workdir, "beam")
-    corpus = clean.BeamCorpus([(i, f) for i, f in enumerate(files)],
-                              text_files._BeamReader(opts), spec, 0, 0.9,  # pylint: disable=protected-access
+    reader = text_files.BeamReader(opts)
+    corpus = clean.BeamCorpus([(i, f) for i, f in enumerate(files)], reader, spec, 0, 0.9,
                               os.path.join(workdir, "beam_report.json"), {})
-    options = PipelineOptions([f"--direct_num_workers={workers}",
-                               "--direct_running_mode=multi_processing"])
+    options = pipeline_options.PipelineOptions([f"--direct_num_workers={workers}",
+                                                "--direct_running_mode=multi_processing"])
     with beam.Pipeline(runner="DirectRunner", options=options) as p:
       splits = [p | f"split{s}" >> corpus.split(s) for s in (True, False)]
       (splits | beam.Flatten() | beam.Map(lambda kv: kv[0])
@@ -213,7 +214,7 @@ def measure(workdir, engine, workers, spec):
               fh)
 
 
-def evaluate(texts_by_key, truth, kept, groups, threshold=THRESHOLD):
+def evaluate(texts_by_key, truth, kept, groups, threshold):
   """(recall, eligible, false removals, removed)."""
   kept = set(kept)
   eligible = [(c, s) for c, s, j in truth if j >= threshold]
@@ -243,6 +244,7 @@ def main(argv):
     measure(_WORK.value, _MEASURE.value, _WORKERS.value, _SPEC.value)
     return
   workdir = _WORK.value or tempfile.mkdtemp(prefix="clean_bench_")
+  spec = _SPEC.value or f"dedupe_exact|dedupe_near({_THRESHOLD.value})"
   t = time.perf_counter()
   texts, position = build(workdir, _MB.value, _COPIES.value, _MAX_EDIT.value, _SEED.value,
                           _SOURCES.value, _EVALUATE.value)
@@ -254,14 +256,15 @@ def main(argv):
   local_groups = None
   for engine in _ENGINES.value:
     subprocess.run([sys.executable, "-m", "benchmarks.clean_throughput", f"--measure={engine}",
-                    f"--workdir={workdir}", f"--workers={_WORKERS.value}", f"--spec={_SPEC.value}"],
+                    f"--workdir={workdir}", f"--workers={_WORKERS.value}", f"--spec={spec}"],
                    check=True)
     res = json.load(open(os.path.join(workdir, f"{engine}.json")))
     groups = {k: r for k, r in res["groups"]} if res["groups"] is not None else local_groups
     if engine == "local":
       local_groups, local_kept = groups, res["kept"]
     if _EVALUATE.value:
-      recall, eligible, false, removed = evaluate(by_key, meta["truth"], res["kept"], groups or {})
+      recall, eligible, false, removed = evaluate(by_key, meta["truth"], res["kept"], groups or {},
+                                                  _THRESHOLD.value)
     near = [s for s in res["report"]["stages"] if s["op"].startswith("dedupe_near")]
     sig_mb = meta["documents"] * 128 * 8 / 1e6
     phases = res["report"].get("phase_seconds")
@@ -269,8 +272,8 @@ def main(argv):
           f"{meta['documents'] / res['seconds']:,.0f} documents/s ({res['seconds']:.1f} s"
           + (f"; {phases})" if phases else ")"))
     if _EVALUATE.value:
-      print(f"  recall {recall:.2%} of {eligible:,} planted copies at Jaccard >= {THRESHOLD}; "
-            f"removed {removed:,}; false removals {false}")
+      print(f"  recall {recall:.2%} of {eligible:,} planted copies at Jaccard >= "
+            f"{_THRESHOLD.value}; removed {removed:,}; false removals {false}")
     else:
       print(f"  kept {len(res['kept']):,} of {meta['documents']:,} documents")
     if near:

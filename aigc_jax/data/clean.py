@@ -29,7 +29,8 @@ from typing import Iterable, Iterator, Optional
 
 import numpy as np
 
-from aigc_jax.data import dedupe, docops, quality  # noqa: F401  (quality registers its ops)
+from aigc_jax.data import dedupe, docops
+from aigc_jax.data import quality  # noqa: F401  pylint: disable=unused-import  (registers ops)
 from aigc_jax.data.ops import parse_calls
 from aigc_jax.errors import ConfigError
 
@@ -124,8 +125,8 @@ def _plan(spec: str) -> Plan:
   return _PLANS[spec]
 
 
-def digest(text: str) -> tuple[int, int]:
-  d = hashlib.sha256(text.encode("utf-8")).digest()
+def digest(data: bytes) -> tuple[int, int]:
+  d = hashlib.sha256(data).digest()
   return int.from_bytes(d[:8], "little"), int.from_bytes(d[8:16], "little")
 
 
@@ -136,7 +137,7 @@ def process_batch(spec: str, batch: list) -> dict:
   n_ops = len(plan.doc_ops)
   changed = [0] * n_ops
   reasons = [collections.Counter() for _ in range(n_ops)]
-  keys, blobs, lens, words = [], [], [], []
+  keys, texts, blobs, words = [], [], [], []
   chars_in = 0
   for key, text in batch:
     chars_in += len(text)
@@ -154,28 +155,21 @@ def process_batch(spec: str, batch: list) -> dict:
         changed[i] += 1
         text = new
     else:
-      b = text.encode("utf-8")
       keys.append(key)
-      blobs.append(b)
-      lens.append(len(b))
-      words.append(len(text.split()) if plan.near is None or plan.near.unit != "words" else -1)
-  out = {"keys": np.asarray(keys, np.int64), "lens": np.asarray(lens, np.int64),
-         "blob": b"".join(blobs), "docs_in": len(batch), "chars_in": chars_in,
-         "changed": changed, "reasons": reasons}
-  texts = None
+      texts.append(text)
+      blobs.append(text.encode("utf-8"))
+      words.append(len(text.split()))
+  out = {"keys": np.asarray(keys, np.int64), "lens": np.asarray([len(b) for b in blobs], np.int64),
+         "blob": b"".join(blobs), "words": np.asarray(words, np.int64), "docs_in": len(batch),
+         "chars_in": chars_in, "changed": changed, "reasons": reasons}
   if plan.exact:
-    texts = [b.decode("utf-8") for b in blobs]
-    out["digests"] = np.asarray([digest(t) for t in texts], np.uint64).reshape(-1, 2)
+    out["digests"] = np.asarray([digest(b) for b in blobs], np.uint64).reshape(-1, 2)
   if plan.near:
     nc = plan.near
-    texts = texts or [b.decode("utf-8") for b in blobs]
     sets = [dedupe.shingle_set(t, nc.ngram, nc.unit) for t in texts]
     sig = dedupe.MinHasher(nc.num_perm, nc.seed).signatures(sets)
     out["bands"] = dedupe.band_keys(sig, *nc.layout)
     out["has_shingles"] = np.asarray([len(s) > 0 for s in sets], bool)
-    if nc.unit == "words":
-      words = [len(t.split()) for t in texts]
-  out["words"] = np.asarray(words, np.int64)
   return out
 
 
@@ -658,7 +652,8 @@ def _write_report(_, path, plan, counts, read_stats, exact_removed, near, pairs,
     report["stages"].append({
         "op": plan.near_text, "documents_in": n, "removed": len(near),
         "clusters": len(set(near.values())), "bands": bands, "rows": rows,
-        "verified": plan.near.verify, "pairs_checked": pairs, "rejected_by_exact_jaccard": rejected})
+        "verified": plan.near.verify, "pairs_checked": pairs,
+        "rejected_by_exact_jaccard": rejected})
   report.update(documents_out=kept[0], bytes_out=kept[1], words_out=kept[2])
   report.update(read_stats)
   report.update(extra)

@@ -63,7 +63,8 @@ def strip_control():
   def f(d):
     if d.isprintable():  # fast path: nothing to strip (isprintable is False for \n and \t too)
       return d
-    return "".join(c for c in d if c in _KEEP_CONTROL or unicodedata.category(c) not in ("Cc", "Cf"))
+    return "".join(c for c in d
+                   if c in _KEEP_CONTROL or unicodedata.category(c) not in ("Cc", "Cf"))
   return mapper(f)
 
 

@@ -60,7 +60,8 @@ def make_config(folder: str, data_config) -> FolderConfig:
   return folder_config(folder, opts, f"Text files of {folder}/ split by {opts.split_by}.")
 
 
-def _files(folder: str) -> list[str]:
+def text_file_paths(folder: str) -> list[str]:
+  """Every non-hidden file under `folder`, recursively, in sorted order: the documents' order."""
   out = []
   for root, dirs, names in os.walk(folder):
     dirs[:] = sorted(d for d in dirs if not d.startswith("."))
@@ -74,7 +75,7 @@ def check_raw(raw_dir: str, config: FolderConfig) -> None:
     raise ConfigError(f"Text folder {folder} does not exist: text_files/{config.folder} reads "
                       f"<data dir>/{config.folder}/ (data dir: --config.data.data_dir or "
                       "$AIGC_JAX_DATA).")
-  if not any(os.path.getsize(f) for f in _files(folder)):
+  if not any(os.path.getsize(f) for f in text_file_paths(folder)):
     raise ConfigError(f"Text folder {folder} has no non-empty files; put UTF-8 text files in it.")
 
 
@@ -148,7 +149,7 @@ def iter_documents(files: list[str], opts: TextOptions, stats: dict):
 def read_documents(folder: str, opts: TextOptions) -> tuple[list[str], int]:
   """(documents, number of invalid UTF-8 sequences replaced), all in memory (small corpora)."""
   stats = {}
-  docs = [t for _, t in iter_documents(_files(folder), opts, stats)]
+  docs = [t for _, t in iter_documents(text_file_paths(folder), opts, stats)]
   return docs, stats.get("invalid_utf8_replaced", 0)
 
 
@@ -192,12 +193,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     opts = self.builder_config.options
     name = f"text_files/{self.builder_config.folder}"
     folder = os.path.join(str(dl_manager.manual_dir), self.builder_config.folder)
-    files = _files(folder)
+    files = text_file_paths(folder)
     if getattr(self, "_use_beam", False):
       check_beam(opts)
       corpus = clean.BeamCorpus(
           [(i, f) for i, f in enumerate(files) if os.path.getsize(f)],
-          _BeamReader(opts), opts.clean, opts.seed, opts.train_fraction,
+          BeamReader(opts), opts.clean, opts.seed, opts.train_fraction,
           os.path.join(self.data_dir, REPORT), {"folder": folder})
       return {"train": corpus.split(True), "validation": corpus.split(False)}
     stats = {}
@@ -232,7 +233,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         yield key, {"text": text}
 
 
-class _BeamReader:
+class BeamReader:
   """Picklable (file index, path) -> documents for Beam workers."""
 
   def __init__(self, opts: TextOptions):
