@@ -4,6 +4,7 @@ import re
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
 import optax
 from optax.contrib import MuonDimensionNumbers, muon
 
@@ -14,6 +15,25 @@ OPTIMIZERS = ("sgd", "momentum", "adam", "adamw", "muon")
 
 
 def make_schedule(c, total_steps: int) -> optax.Schedule:
+  """The schedule times the factors of `c.lr_drops` ((step, factor), ...) already reached: e.g.
+  prune-then-retrain at a tenth of the learning rate."""
+  base = _base_schedule(c, total_steps)
+  drops = tuple(tuple(d) for d in c.get("lr_drops", ()))
+  for d in drops:
+    if len(d) != 2 or not d[1] > 0:
+      raise ConfigError(f"optim.lr_drops={drops}: each entry is (step, factor > 0).")
+  if not drops:
+    return base
+
+  def schedule(step):
+    factor = 1.0
+    for at, f in drops:
+      factor = factor * jnp.where(step >= at, f, 1.0)
+    return base(step) * factor
+  return schedule
+
+
+def _base_schedule(c, total_steps: int) -> optax.Schedule:
   if c.schedule not in SCHEDULES:
     raise ConfigError(f"Unknown optim.schedule {c.schedule!r}; valid: {', '.join(SCHEDULES)}.")
   floor = c.lr * c.min_lr_ratio

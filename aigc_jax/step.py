@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aigc_jax import losses, optim, sharding, transfer
+from aigc_jax import losses, optim, privacy, sharding, transfer
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
@@ -23,6 +23,7 @@ class TrainState:
   model_state: Any  # non-trainable collections (batch statistics ...)
   opt_state: Any
   rng: jax.Array  # base key; each step folds in its step number, so resume replays it exactly
+  masks: Any = None  # pruning: a bool per weight, False = pruned (aigc_jax/pruning.py)
 
 
 def make_tx(task: Task, optim_config, num_steps: int, frozen=None):
@@ -58,7 +59,7 @@ def _ema_source(task: Task, params):
   return params[task.ema_of] if task.ema_of else params
 
 
-def create_state(task: Task, tx, rng, batch_spec, loaded=None) -> TrainState:
+def create_state(task: Task, tx, rng, batch_spec, loaded=None, masks: bool = False) -> TrainState:
   """A fresh state. Params stay boxed (logical axis names), so the optimiser state is too.
   `loaded` ({path: array}, see transfer.py) replaces those parameter subtrees (the optimiser
   state and EMA start from the loaded values)."""
@@ -74,14 +75,16 @@ def create_state(task: Task, tx, rng, batch_spec, loaded=None) -> TrainState:
   else:
     opt_state = tx.init(params)
   return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=variables,
-                    opt_state=opt_state, rng=state_rng)
+                    opt_state=opt_state, rng=state_rng,
+                    masks=jax.tree.map(lambda p: jnp.ones(p.shape, bool), params)
+                    if masks else None)
 
 
-def sharded_state(task: Task, tx, rng, batch_spec, mesh):
+def sharded_state(task: Task, tx, rng, batch_spec, mesh, masks: bool = False):
   """(abstract state with shardings, the shardings, init(loaded=None)): init creates the fresh
   state already sharded over `mesh`; the abstract state is what a checkpoint restores onto.
   Loaded parameters are arguments of the jitted init, never constants baked into it."""
-  create = functools.partial(create_state, task, tx)
+  create = functools.partial(create_state, task, tx, masks=masks)
   boxed = jax.eval_shape(create, rng, batch_spec)
   shardings = sharding.tree_shardings(boxed, mesh)
   abstract = jax.tree.map(lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s),
@@ -175,9 +178,41 @@ def check_grad_accum(task: Task, global_batch: int, data_parallel: int, n: int) 
 
 
 AUGMENT_STREAM = 0x5EED  # the augmentation key is fold_in(step key, this): the loss's is unchanged
+DP_NOISE_STREAM = 0xD9  # DP-SGD's noise key, likewise
 
 
 NONFINITE = ("stop", "skip", "ignore")
+
+
+def _private_grads(task: Task, state: TrainState, batch, rng, n: int, dp: dict):
+  """DP-SGD's gradient: per-example gradients clipped to dp["clip"] and summed (over n
+  micro-batches in a scan), Gaussian noise on the sum, divided by the batch size."""
+  def loss_fn(params, model_state, mb, key):
+    return task.loss(params, model_state, mb, key, state.step)
+
+  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+
+  def sums(mb, key):
+    return privacy.clipped_grad_sum(grad_fn, state.params, state.model_state, mb, key,
+                                    dp["clip"])
+
+  if n == 1:
+    loss, metrics, summed, clipped, norm = sums(batch, rng)
+  else:
+    def body(acc, xs):
+      i, mb = xs
+      loss, metrics, g, clipped, norm = sums(mb, jax.random.fold_in(rng, i))
+      return jax.tree.map(jnp.add, acc, g), (loss, metrics, clipped, norm)
+
+    zeros = jax.tree.map(jnp.zeros_like, state.params)
+    summed, (loss, metrics, clipped, norm) = jax.lax.scan(
+        body, zeros, (jnp.arange(n), micro_batches(batch, n)))
+    loss, metrics, clipped, norm = jax.tree.map(jnp.mean, (loss, metrics, clipped, norm))
+  size = jax.tree.leaves(batch)[0].shape[0]
+  grads = privacy.add_noise(summed, jax.random.fold_in(rng, DP_NOISE_STREAM), dp["clip"],
+                            dp["noise_multiplier"], size)
+  metrics = dict(metrics, dp_clipped_fraction=clipped, dp_example_grad_norm=norm)
+  return loss, metrics, state.model_state, grads
 
 
 def _accumulated_grads(task: Task, state: TrainState, batch, rng, n: int):
@@ -214,7 +249,7 @@ def _finite(metrics) -> jax.Array:
 
 
 def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=None, frozen=None,
-                    grad_accum_steps: int = 1, nonfinite: str = "stop"):
+                    grad_accum_steps: int = 1, nonfinite: str = "stop", dp=None):
   """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
   `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx);
   `augment` (aigc_jax.augment) transforms the batch on the device with the step's key, so a
@@ -223,6 +258,7 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
   applies the optimiser once. `nonfinite`: when a loss or gradient norm is NaN or infinite, the
   step leaves the state unchanged and reports `nonfinite_step` = 1 ("stop": the loop then stops;
   "skip": training goes on) or applies the update anyway ("ignore").
+  `dp` ({"clip", "noise_multiplier"}, aigc_jax/privacy.py) makes the gradient DP-SGD's.
   Models' logical activation constraints apply on the batch sharding's mesh."""
   if nonfinite not in NONFINITE:
     raise ConfigError(f"train.nonfinite={nonfinite!r}; valid: {', '.join(NONFINITE)}.")
@@ -247,10 +283,14 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
       params, opt_state, model_state, metrics = _players_step(task, tx, state, batch, rng,
                                                               frozen)
     else:
-      loss, metrics, model_state, grads = _accumulated_grads(task, state, batch, rng,
-                                                             grad_accum_steps)
+      grads_of = functools.partial(_private_grads, dp=dp) if dp else _accumulated_grads
+      loss, metrics, model_state, grads = grads_of(task, state, batch, rng, grad_accum_steps)
+      if state.masks is not None:  # pruned weights get no gradient ...
+        grads = jax.tree.map(lambda g, m: jnp.where(m, g, 0), grads, state.masks)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = _apply(state.params, updates, frozen)
+      if state.masks is not None:  # ... and stay exactly zero whatever the optimiser does
+        params = jax.tree.map(lambda p, m: jnp.where(m, p, 0), params, state.masks)
       metrics = dict(metrics, loss=loss, grad_norm=losses.l2_norm(grads),
                      update_norm=losses.l2_norm(updates), lr=optim.learning_rate(opt_state))
     if task.ema_decay > 0:

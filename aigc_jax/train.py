@@ -15,12 +15,13 @@ from typing import Any, Callable, NamedTuple
 
 from etils import epath
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
-from aigc_jax import (augment as augment_lib, checkpoint, evaluators, optim, sharding,
-                      step as step_lib, transfer, writers)
+from aigc_jax import (augment as augment_lib, checkpoint, evaluators, optim, privacy, pruning,
+                      sharding, step as step_lib, transfer, writers)
 from aigc_jax.data import pipeline
 from aigc_jax.errors import ConfigError, DivergedError
 from aigc_jax.tasks import get_task
@@ -89,6 +90,7 @@ class StepParts(NamedTuple):
   batch: dict  # the abstract global batch (before augmentation), sharded
   augment: Any
   options: dict  # make_train_step's keyword options from config.train
+  prunable: Any = None  # pruning: a bool per parameter, None when pruning is off
 
   def lower(self, task):
     """The one jitted step (state donated), lowered for the abstract state and batch."""
@@ -128,15 +130,34 @@ def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
   if config.optim.name == "muon" and not task.players:
     optim.check_muon(config.optim, abstract_params)
   tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
-  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh)
+  prune = config.get("prune")
+  prunable = None
+  if pruning.enabled(prune):
+    if task.players:
+      raise ConfigError("prune.enabled is for single-loss tasks; a multi-player task (GAN) "
+                        "has no single weight budget.")
+    pruning.rounds(prune)
+    prunable = pruning.prunable(prune, abstract_params)
+  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh,
+                                                          masks=prunable is not None)
   batch_sh = sharding.batch_sharding(mesh)
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh) for k, v in spec.items()}
   step_lib.check_grad_accum(task, config.data.batch_size, sharding.data_parallel_size(mesh),
                             config.train.grad_accum_steps)
   options = {"grad_accum_steps": config.train.grad_accum_steps,
              "nonfinite": config.train.nonfinite}
+  dp = config.get("dp")
+  privacy.check(dp, task, abstract.model_state, config.train.grad_accum_steps)
+  if privacy.enabled(dp):
+    options["dp"] = {"clip": float(dp.clip), "noise_multiplier": float(dp.noise_multiplier)}
   return StepParts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
-                   augment, options)
+                   augment, options, prunable)
+
+
+def _pruned(state, prunable, sparsity: float, scope: str) -> dict:
+  masks = pruning.prune(state.params, state.masks, prunable, sparsity, scope)
+  params = jax.tree.map(lambda p, m: jnp.where(m, p, 0), state.params, masks)
+  return {"masks": masks, "params": params}
 
 
 class _Preemption:
@@ -223,6 +244,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
 
   train_split = pipeline.load_train_split(config.data, config.seed)
   global_batch = config.data.batch_size
+  # DP-SGD's accountant: each step samples batch / N of the training examples.
+  dp_rate = global_batch / len(train_split) if privacy.enabled(config.get("dp")) else 0.0
   if config.train.num_steps > 0:
     num_steps = config.train.num_steps
   else:
@@ -291,9 +314,22 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
           flat.update({f"{ev.name}_{k}": v for k, v in out.items()})
     return flat
 
+  prune_at, prune_fn = {}, None
+  if parts.prunable is not None:
+    prune_at = pruning.rounds(config.prune)
+    prune_fn = jax.jit(
+        lambda s, sparsity: s.replace(**_pruned(s, parts.prunable, sparsity, config.prune.scope)),
+        static_argnums=1, out_shardings=state_sh, donate_argnums=0)
+
   window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
   try:
     for step in range(start, num_steps):
+      if step in prune_at:  # a function of the step: a resumed run prunes at the same points
+        state = prune_fn(state, prune_at[step])
+        kept = pruning.kept_fractions(jax.device_get(state.masks), parts.prunable)
+        writer.write(step, "prune", {"sparsity": prune_at[step], "kept": kept["all"]})
+        print(f"step {step}: pruned to sparsity {prune_at[step]:.3f} "
+              f"(kept {kept['all']:.2%} of the prunable weights)", flush=True)
       batch = sharding.host_to_global(next(train_it), mesh)
       state, metrics = train_step(state, batch)
       window.append(metrics)
@@ -303,9 +339,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
         elapsed = time.perf_counter() - t_window
         mean["examples_per_sec"] = len(window) * global_batch / elapsed
+        if dp_rate:
+          mean["epsilon"] = privacy.epsilon(config.dp, dp_rate, done)
         writer.write(done, "train", mean)
         _stop_if_diverged(config, host, done, ckpt)
-        pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items() if k.endswith("loss")},
+        pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items()
+                             if k.endswith("loss") or k == "epsilon"},
                           "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()
       if any(ev.due(done, num_steps) for ev in evals):
@@ -337,6 +376,16 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   summary = {"step": num_steps, **last_eval,
              "params": float(sum(x.size for x in jax.tree.leaves(parts.abstract_params))),
              "flops_per_step": flops_per_step}
+  if parts.prunable is not None:
+    kept = pruning.kept_fractions(jax.device_get(state.masks), parts.prunable)
+    summary.update(sparsity=1.0 - kept["all"], kept_by_layer=kept)
+  if dp_rate:
+    eps = privacy.epsilons(dp_rate, float(config.dp.noise_multiplier), num_steps,
+                           float(config.dp.delta))
+    summary.update(epsilon=eps[config.dp.accountant], delta=float(config.dp.delta),
+                   dp_accountant=config.dp.accountant, epsilon_by_accountant=eps,
+                   dp_sampling_rate=dp_rate, dp_noise_multiplier=float(config.dp.noise_multiplier),
+                   dp_clip=float(config.dp.clip))
   if best.metric:  # the peak, to show over-fitting; the final value is the headline
     history = _history(writer.path, best.metric)
     if history:

@@ -88,6 +88,7 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.optim.min_lr_ratio = 0.0  # floor of cosine/linear decay, as a fraction of lr
   c.optim.grad_clip_norm = 0.0  # 0 disables clipping
   c.optim.cooldown_fraction = 0.2  # schedule "wsd": the final share of steps decaying to the floor
+  c.optim.lr_drops = ()  # ((step, factor), ...): the rate times factor from that step on
   # name "muon": Muon (momentum, then Newton-Schulz orthogonalisation) for the kernels whose path
   # matches muon_params at learning rate `lr`; AdamW (b1, b2, eps) at `adam_lr` for the rest
   # (embeddings, head, norms, biases, mixing weights), both following the schedule.
@@ -117,6 +118,18 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   # the last good checkpoint and names the step), "skip" (the update is skipped and counted as
   # nonfinite_step in the metrics) or "ignore".
   c.train.nonfinite = "stop"
+
+  # DP-SGD (aigc_jax/privacy.py): per-example gradients clipped to `clip`, Gaussian noise of
+  # noise_multiplier x clip on their sum; epsilon at `delta` by `accountant` (rdp_classic, rdp,
+  # pld) is logged and written into summary.json.
+  c.dp = ml_collections.ConfigDict({"enabled": False, "clip": 1.0, "noise_multiplier": 1.0,
+                                    "delta": 1e-5, "accountant": "rdp_classic"})
+
+  # Magnitude pruning (aigc_jax/pruning.py): at each (step, sparsity) of `rounds`, the smallest
+  # weights among the kernels matching `params` are zeroed (over all of them: scope "global", or
+  # per layer: "layer") and stay zero; masks live in the train state and its checkpoints.
+  c.prune = ml_collections.ConfigDict({"enabled": False, "rounds": (), "scope": "global",
+                                       "params": "kernel$"})
 
   # Mesh axis sizes; one may be -1 (filled with the remaining devices).
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
