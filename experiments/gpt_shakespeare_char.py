@@ -67,16 +67,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.update(num_steps=5000, log_every_steps=50, eval_every_steps=250,
                  checkpoint_every_steps=250, best_metric="validation_loss", best_mode="min")
   common.add_eval(c, "validation", "metrics")
-  if arg == "quick":
+  if arg in ("quick", "quick_prune50", "quick_prune80"):
     c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
     c.data.update(seq_len=64, batch_size=12)
     c.cpu_devices = 2  # data parallel over the 2 cores of the reference CPU machine
     c.train.update(num_steps=2000, eval_every_steps=250, checkpoint_every_steps=250)
+  if arg in ("quick_prune50", "quick_prune80"):
+    # Magnitude pruning of the block matrices (not embeddings), half the target at step 1000,
+    # all of it at 1500, retraining under the same cosine decay.
+    s = {"quick_prune50": 0.5, "quick_prune80": 0.8}[arg]
+    c.prune.update(enabled=True, rounds=((1000, s / 2), (1500, s)), scope="global",
+                   params=r"block[^/]*/.*kernel$")
   elif arg == "fast":
     fast(c)
-  elif arg:
-    raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, fast, or "
-                     "none.")
+  elif arg and arg not in ("quick", "quick_prune50", "quick_prune80"):
+    raise ValueError(f"Unknown variant {arg!r} of gpt_shakespeare_char; valid: quick, fast, "
+                     "quick_prune50, quick_prune80, or none.")
   return c
 
 
