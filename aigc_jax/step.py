@@ -11,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aigc_jax import losses, optim, privacy, sharding, transfer
+from aigc_jax import federated, losses, optim, privacy, sharding, transfer
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
@@ -249,7 +249,7 @@ def _finite(metrics) -> jax.Array:
 
 
 def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=None, frozen=None,
-                    grad_accum_steps: int = 1, nonfinite: str = "stop", dp=None):
+                    grad_accum_steps: int = 1, nonfinite: str = "stop", dp=None, fed=None):
   """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
   `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx);
   `augment` (aigc_jax.augment) transforms the batch on the device with the step's key, so a
@@ -258,7 +258,9 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
   applies the optimiser once. `nonfinite`: when a loss or gradient norm is NaN or infinite, the
   step leaves the state unchanged and reports `nonfinite_step` = 1 ("stop": the loop then stops;
   "skip": training goes on) or applies the update anyway ("ignore").
-  `dp` ({"clip", "noise_multiplier"}, aigc_jax/privacy.py) makes the gradient DP-SGD's.
+  `dp` ({"clip", "noise_multiplier"}, aigc_jax/privacy.py) makes the gradient DP-SGD's;
+  `fed` (aigc_jax/federated.py) makes the step a round of federated averaging over the
+  batch's leading client axis, its gradient the clients' negated mean weight change.
   Models' logical activation constraints apply on the batch sharding's mesh."""
   if nonfinite not in NONFINITE:
     raise ConfigError(f"train.nonfinite={nonfinite!r}; valid: {', '.join(NONFINITE)}.")
@@ -283,8 +285,15 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
       params, opt_state, model_state, metrics = _players_step(task, tx, state, batch, rng,
                                                               frozen)
     else:
-      grads_of = functools.partial(_private_grads, dp=dp) if dp else _accumulated_grads
-      loss, metrics, model_state, grads = grads_of(task, state, batch, rng, grad_accum_steps)
+      if fed:
+        grad_fn = jax.value_and_grad(
+            lambda p, ms, mb, key: task.loss(p, ms, mb, key, state.step), has_aux=True)
+        loss, grads, metrics = federated.round_update(grad_fn, state.params, state.model_state,
+                                                      batch, rng, fed)
+        model_state = state.model_state
+      else:
+        grads_of = functools.partial(_private_grads, dp=dp) if dp else _accumulated_grads
+        loss, metrics, model_state, grads = grads_of(task, state, batch, rng, grad_accum_steps)
       if state.masks is not None:  # pruned weights get no gradient ...
         grads = jax.tree.map(lambda g, m: jnp.where(m, g, 0), grads, state.masks)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)

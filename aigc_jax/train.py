@@ -20,8 +20,8 @@ import ml_collections
 import numpy as np
 from absl import logging
 
-from aigc_jax import (augment as augment_lib, checkpoint, evaluators, optim, privacy, pruning,
-                      sharding, step as step_lib, transfer, writers)
+from aigc_jax import (augment as augment_lib, checkpoint, evaluators, federated, optim, privacy,
+                      pruning, sharding, step as step_lib, transfer, writers)
 from aigc_jax.data import pipeline
 from aigc_jax.errors import ConfigError, DivergedError
 from aigc_jax.tasks import get_task
@@ -123,6 +123,9 @@ def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
   augment = augment_lib.parse(config.augment)
   rng = jax.random.PRNGKey(config.seed)
   init_spec = spec
+  fed = config.get("fed")
+  if federated.enabled(fed):  # the model sees one client's examples: drop the client axis
+    init_spec = {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in spec.items()}
   if augment:  # the task is built for the batch it will see: e.g. [B, 2, ...] with two views
     init_spec = jax.eval_shape(augment, rng, spec)
   abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, init_spec)["params"])
@@ -150,6 +153,11 @@ def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
   privacy.check(dp, task, abstract.model_state, config.train.grad_accum_steps)
   if privacy.enabled(dp):
     options["dp"] = {"clip": float(dp.clip), "noise_multiplier": float(dp.noise_multiplier)}
+  if federated.enabled(fed):
+    federated.check_model(abstract.model_state)
+    options["fed"] = {k: (float(v) if isinstance(v, float) else v) for k, v in fed.items()
+                      if k in ("local_epochs", "local_batch", "client_lr", "dp_clip",
+                               "dp_noise")}
   return StepParts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
                    augment, options, prunable)
 
@@ -244,8 +252,18 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
 
   train_split = pipeline.load_train_split(config.data, config.seed)
   global_batch = config.data.batch_size
-  # DP-SGD's accountant: each step samples batch / N of the training examples.
+  # DP-SGD's accountant: each step draws batch / N of the training examples.
   dp_rate = global_batch / len(train_split) if privacy.enabled(config.get("dp")) else 0.0
+  fed = config.get("fed")
+  fed_it = None
+  if federated.enabled(fed):  # one step is one round; its batch is the round's clients' data
+    federated.check(fed, len(train_split), task, config)
+    sharding.check_batch_size(federated.per_round(fed), mesh, "the clients in a round "
+                              "(fed.fraction x fed.clients)")
+    fed_it = federated.RoundIterator(train_split, fed, config.seed)
+    global_batch = federated.per_round(fed) * fed_it.clients.shape[1]
+    if fed.dp_clip > 0:
+      dp_rate = federated.per_round(fed) / fed.clients
   if config.train.num_steps > 0:
     num_steps = config.train.num_steps
   else:
@@ -254,13 +272,20 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   _check_inputs(task, spec)
   if task.check_data:
     task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
+  if fed_it is not None:
+    first = fed_it.clients[:federated.per_round(fed)]
+    spec = {k: jax.ShapeDtypeStruct(first.shape + v.shape[1:], v.dtype)
+            for k, v in spec.items()}
   parts = prepare_step(config, task, mesh, spec, num_steps)
   abstract, state_sh = parts.abstract, parts.shardings
 
-  train_it = pipeline.train_iterator(
-      train_split, global_batch=global_batch, seed=config.seed,
-      process_index=jax.process_index(), process_count=jax.process_count(),
-      prefetch=config.data.prefetch, shuffle=config.data.shuffle)
+  if fed_it is not None:
+    train_it = fed_it
+  else:
+    train_it = pipeline.train_iterator(
+        train_split, global_batch=global_batch, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        prefetch=config.data.prefetch, shuffle=config.data.shuffle)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  keep=config.train.keep_checkpoints,
                                  async_save=config.train.async_checkpoints)
@@ -340,7 +365,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
         elapsed = time.perf_counter() - t_window
         mean["examples_per_sec"] = len(window) * global_batch / elapsed
         if dp_rate:
-          mean["epsilon"] = privacy.epsilon(config.dp, dp_rate, done)
+          mean["epsilon"] = privacy.epsilons(
+              dp_rate, float(fed.dp_noise if federated.enabled(fed) else
+                             config.dp.noise_multiplier), done, float(config.dp.delta),
+              (config.dp.accountant,))[config.dp.accountant]
         writer.write(done, "train", mean)
         _stop_if_diverged(config, host, done, ckpt)
         pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items()
@@ -380,12 +408,12 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     kept = pruning.kept_fractions(jax.device_get(state.masks), parts.prunable)
     summary.update(sparsity=1.0 - kept["all"], kept_by_layer=kept)
   if dp_rate:
-    eps = privacy.epsilons(dp_rate, float(config.dp.noise_multiplier), num_steps,
-                           float(config.dp.delta))
+    noise = fed.dp_noise if federated.enabled(fed) else config.dp.noise_multiplier
+    eps = privacy.epsilons(dp_rate, float(noise), num_steps, float(config.dp.delta))
     summary.update(epsilon=eps[config.dp.accountant], delta=float(config.dp.delta),
                    dp_accountant=config.dp.accountant, epsilon_by_accountant=eps,
-                   dp_sampling_rate=dp_rate, dp_noise_multiplier=float(config.dp.noise_multiplier),
-                   dp_clip=float(config.dp.clip))
+                   dp_sampling_rate=dp_rate, dp_noise_multiplier=float(noise),
+                   dp_clip=float(fed.dp_clip if federated.enabled(fed) else config.dp.clip))
   if best.metric:  # the peak, to show over-fitting; the final value is the headline
     history = _history(writer.path, best.metric)
     if history:

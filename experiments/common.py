@@ -131,6 +131,14 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.prune = ml_collections.ConfigDict({"enabled": False, "rounds": (), "scope": "global",
                                        "params": "kernel$"})
 
+  # Federated averaging (aigc_jax/federated.py): one step is one round of `fraction` of the
+  # `clients`, each running local_epochs of SGD at client_lr in batches of local_batch (0: all
+  # its data); split "iid" or "shards" (two label shards a client). dp_clip/dp_noise > 0:
+  # DP-FedAvg (client changes clipped, noise on their sum).
+  c.fed = ml_collections.ConfigDict({
+      "enabled": False, "clients": 100, "fraction": 0.1, "local_epochs": 1, "local_batch": 10,
+      "client_lr": 0.1, "split": "iid", "dp_clip": 0.0, "dp_noise": 0.0})
+
   # Mesh axis sizes; one may be -1 (filled with the remaining devices).
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
 

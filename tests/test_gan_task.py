@@ -182,8 +182,8 @@ def test_conditional_gan_reports_label_agreement(data_dir, tfds_dir, classifier,
      "does not exist"),
     ({"evals.scores": {"samples": 0}}, "samples=0 must be >= 1"),
 ])
-def test_bad_gan_config_is_a_clear_error(change, match, tmp_path):
-  c = _tiny(dcgan_mnist)
+def test_bad_gan_config_is_a_clear_error(change, match, tmp_path, tfds_dir, data_dir):
+  c = _tiny(dcgan_mnist, tfds_dir, data_dir)
   for k, v in change.items():
     section, key = k.split(".")
     if isinstance(v, dict):
