@@ -12,7 +12,9 @@ Variants (`--config=experiments/dp_mnist.py:VARIANT`): `eps3` (default), `eps8`,
 (the same model, batch and epochs, no clipping or noise, Adam at 1e-3: SGD at lr 0.5 without
 clipping overshoots), and `quick` (eps3, 10 epochs).
 Every run's summary.json carries epsilon, delta, the accountant and epsilon under all three
-accountants. Commands and figures: README "Differential privacy".
+accountants. Measured (2-core CPU, one run each; README "Smaller and private models"):
+non-private 97.6% (41 s); eps 2.99 (noise 2.89) 93.5% (65 s); eps 7.93 (noise 1.36) 93.8%
+(65 s); quick, eps 2.98, 82.2% (22 s).
 """
 
 import ml_collections

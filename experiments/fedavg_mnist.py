@@ -2,17 +2,24 @@
 
 100 clients with 80 images each, IID (a shuffle) or non-IID (`shards`: two label-sorted shards
 of 40 a client, so most hold two digits), 10% of them a round. FedSGD: one full-batch gradient
-step a client a round (local_epochs 1, local_batch all); FedAvg: 5 local epochs in batches of
-10. The clients of a round are one vmapped computation in the one jitted step
-(aigc_jax/federated.py); the server applies their mean weight change (SGD, lr 1). The model is
-the small CNN of `cnn_mnist` (98.45% when trained centrally). Target: 97% test accuracy.
+step a client a round (local_epochs 1, local_batch all, client lr 0.5); FedAvg: 5 local epochs
+in batches of 10 (client lr 0.2); each lr the best of a few tried. The clients of a round are
+one vmapped computation in the one jitted step (aigc_jax/federated.py); the server applies
+their mean weight change (SGD, lr 1). The model is the paper's 2NN (784-200-200-10): with
+per-client weights a vmapped convolution becomes a grouped one, which XLA:CPU runs about 10x
+slower (the paper's CNN: 11 s a FedAvg round here). The 2NN reaches ~96% on this carve, so the
+target is 95% test accuracy.
 
 The default runs the four and writes DIR/fed_curves.png (accuracy against rounds), DIR/
-fed_table.md and rounds-to-target in DIR/summary.json. Published (full MNIST, their CNN, 99%):
-FedSGD 626 rounds against 20 for FedAvg E=5 B=10 on IID data (31x); 483 against 173 non-IID.
+fed_table.md and rounds-to-target in DIR/summary.json. Published (full MNIST, their CNN, to
+99%): FedSGD 626 rounds against 20 for FedAvg E=5 B=10 on IID data (31x); 483 against 173 on
+non-IID shards (2.8x).
+
+Measured (2-core CPU, python -m experiments.fedavg_mnist --workdir=DIR, 53 s for all four):
+rounds to 95%: FedSGD 270 / FedAvg 60 on IID (4.5x fewer), 300 / 212 on shards (1.4x).
 
 Variants: (none) the study; one of `fedsgd_iid`, `fedavg_iid`, `fedsgd_shards`,
-`fedavg_shards` alone; `quick` (FedAvg IID, 20 rounds). Figures: README "Federated averaging".
+`fedavg_shards` alone; `quick` (FedAvg IID, 20 rounds, 6 s).
 """
 
 import json
@@ -22,14 +29,16 @@ import ml_collections
 
 from experiments import common
 
-TARGET = 0.97
+TARGET = 0.95
 VARIANTS = ("fedsgd_iid", "fedavg_iid", "fedsgd_shards", "fedavg_shards", "quick")
 PAPER = {"fedsgd_iid": 626, "fedavg_iid": 20, "fedsgd_shards": 483, "fedavg_shards": 173}
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = common.get_config(task="classify")
-  c.model = ml_collections.ConfigDict({"name": "cnn"})
+  # McMahan et al.'s 2NN (two hidden layers of 200): per-client weights make a vmapped
+  # convolution a grouped one, which XLA:CPU runs ~10x slower than the matmuls of an MLP.
+  c.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (200, 200)})
   c.data.name = "mnist_idx"
   c.data.preprocess = "value_range(0, 1)|rename(image='input')"
   c.data.batch_size = 80  # unused by the rounds; any multiple of the devices
@@ -46,8 +55,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   fedsgd = arg.startswith("fedsgd")
   c.fed.update(split="shards" if arg.endswith("shards") else "iid",
                local_epochs=1 if fedsgd else 5, local_batch=0 if fedsgd else 10,
-               client_lr=0.5 if fedsgd else 0.05)
-  rounds, every = (600, 10) if fedsgd else (100, 2)
+               client_lr=0.5 if fedsgd else 0.2)  # the best of a few tried (0.1-0.4; 0.5-2)
+  rounds, every = (1500, 10) if fedsgd else (400, 2)
   if arg == "quick":
     rounds = 20
   c.train.update(num_steps=rounds, log_every_steps=every, eval_every_steps=every,
@@ -111,7 +120,7 @@ def _plot(curves: dict, path: str) -> None:
   ax.set_ylim(80, 100)
   ax.set_xlabel("communication rounds")
   ax.set_ylabel("test accuracy (%)")
-  ax.set_title("FedSGD vs FedAvg, 100 clients, C = 0.1, MNIST 8k carve")
+  ax.set_title("FedSGD vs FedAvg: 2NN, 100 clients, C = 0.1, MNIST 8k carve", fontsize=10)
   ax.legend()
   ax.grid(alpha=0.3)
   fig.tight_layout()
