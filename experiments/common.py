@@ -139,6 +139,10 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
       "enabled": False, "clients": 100, "fraction": 0.1, "local_epochs": 1, "local_batch": 10,
       "client_lr": 0.1, "split": "iid", "dp_clip": 0.0, "dp_noise": 0.0})
 
+  # Quantisation-aware training: "int8" fake-quantises every dense layer's and convolution's
+  # weights and inputs while training (qwix; aigc_jax/models/__init__.py). "": off.
+  c.qat = ""
+
   # Mesh axis sizes; one may be -1 (filled with the remaining devices).
   c.mesh = ml_collections.ConfigDict({"data": -1, "fsdp": 1, "tensor": 1})
 

@@ -85,3 +85,47 @@ def test_quantised_run_is_evaluated_by_its_evaluators_and_stored_4x_smaller(tfds
 def test_no_calibration_data_is_an_error():
   with pytest.raises(ConfigError, match="needs calibration data"):
     quantize.calibrate(lambda v, b: None, {}, [])
+
+
+def _primitives(fn, *args):
+  names = set()
+
+  def visit(jaxpr):
+    for e in jaxpr.eqns:
+      names.add(e.primitive.name)
+      for v in e.params.values():
+        for sub in v if isinstance(v, (tuple, list)) else (v,):
+          sub = getattr(sub, "jaxpr", sub)
+          if hasattr(sub, "eqns"):
+            visit(sub)
+  visit(jax.make_jaxpr(fn)(*args).jaxpr)
+  return names
+
+
+def test_quantization_aware_training_fake_quantises_and_trains(tfds_dir, tmp_path):
+  """model.qat="int8" (qwix): the loss rounds weights and inputs to the int8 grid, gradients
+  flow through, and the run's loss falls like the float run's."""
+  pytest.importorskip("qwix")
+  from aigc_jax.tasks import get_task  # pylint: disable=import-outside-toplevel
+  c = helpers.tiny_config(tfds_dir, num_steps=30, log_every_steps=10, eval_every_steps=30,
+                          checkpoint_every_steps=30)
+  q = c.copy_and_resolve_references()
+  q.qat = "int8"
+  x = {"input": jnp.ones((8, 40)), "label": jnp.zeros((8,), jnp.int32)}
+  spec = {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in x.items()}
+  prims = {}
+  for name, cfg in (("float", c), ("qat", q)):
+    task = get_task(cfg)
+    params = task.init(jax.random.PRNGKey(0), spec)["params"]
+    params = jax.tree.map(lambda a: getattr(a, "value", a), params,
+                          is_leaf=lambda a: hasattr(a, "value"))
+    prims[name] = _primitives(lambda p, t=task: jax.grad(
+        lambda pp: t.loss(pp, {}, x, jax.random.PRNGKey(1), 0)[0])(p), params)
+  assert "round" in prims["qat"] and "round" not in prims["float"]
+  runs = {n: train.run(cfg, str(tmp_path / n)) for n, cfg in (("float", c), ("qat", q))}
+  losses = {n: [m["loss"] for m in helpers.metrics(str(tmp_path / n))] for n in runs}
+  assert losses["qat"][-1] < 0.9 * losses["qat"][0]
+  assert abs(runs["qat"]["test_accuracy"] - runs["float"]["test_accuracy"]) < 0.1
+  with pytest.raises(ConfigError, match="model.qat='int4'"):
+    q.qat = "int4"
+    get_task(q)

@@ -76,6 +76,10 @@ def get_task(config, *, without_data: bool = False):
   ahead-of-time compiler's path)."""
   dtype = precision.compute_dtype(config)
   config, casts_at_use = precision.configure_model(config, dtype)
+  if config.get("qat", "") and not config.model.get("qat", ""):
+    config = config.copy_and_resolve_references()  # the model is built quantisation-aware
+    with config.unlocked():
+      config.model.qat = config.qat
   spec = None
   if without_data:
     make = getattr(module(config.task), "make_without_data", None)
