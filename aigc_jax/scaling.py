@@ -8,7 +8,6 @@ e = log E, minimised by L-BFGS-B from a grid of starts.
 """
 
 import dataclasses
-import io
 import itertools
 
 import numpy as np
@@ -213,21 +212,13 @@ def format_count(x) -> str:
 
 
 def _save(fig, path) -> str:
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  from aigc_jax.writers import atomic_write  # pylint: disable=import-outside-toplevel
-  fig.tight_layout()
-  buf = io.BytesIO()
-  fig.savefig(buf, format="png", dpi=110)
-  plt.close(fig)
-  atomic_write(path, buf.getvalue())
-  return path
+  from aigc_jax.writers import save_figure  # pylint: disable=import-outside-toplevel
+  return save_figure(fig, path)
 
 
 def _pyplot():
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
-  return plt
+  from aigc_jax.writers import pyplot  # pylint: disable=import-outside-toplevel
+  return pyplot()
 
 
 def _colours(plt, values):

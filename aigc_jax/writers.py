@@ -94,6 +94,24 @@ def read_metrics(path) -> list[dict]:
   return events
 
 
+def pyplot():
+  """matplotlib's pyplot on the Agg backend (no display needed)."""
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  return plt
+
+
+def save_figure(fig, path, dpi: int = 110) -> str:
+  """`fig` as a PNG at `path` (local or cloud), written whole or not at all; closes it."""
+  fig.tight_layout()
+  buf = io.BytesIO()
+  fig.savefig(buf, format="png", dpi=dpi)
+  pyplot().close(fig)
+  atomic_write(path, buf.getvalue())
+  return str(path)
+
+
 def plot_metrics(events: list[dict], plot_dir) -> list[str]:
   """One PNG per metric, a line per split (train/test ...), against the step."""
   import matplotlib  # pylint: disable=import-outside-toplevel

@@ -108,9 +108,8 @@ def study(config, workdir: str) -> dict:
 
 
 def _plot(curves: dict, path: str) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from aigc_jax import writers  # pylint: disable=import-outside-toplevel
+  plt = writers.pyplot()
   fig, ax = plt.subplots(figsize=(6, 4))
   for v, pts in curves.items():
     ax.plot([r for r, _ in pts], [100 * a for _, a in pts], label=v,
@@ -123,9 +122,7 @@ def _plot(curves: dict, path: str) -> None:
   ax.set_title("FedSGD vs FedAvg: 2NN, 100 clients, C = 0.1, MNIST 8k carve", fontsize=10)
   ax.legend()
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  writers.save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":

@@ -102,9 +102,8 @@ def study(config, workdir: str) -> dict:
 
 
 def _plot(points, path: str, variant: str) -> None:
-  import matplotlib  # pylint: disable=import-outside-toplevel
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  from aigc_jax import writers  # pylint: disable=import-outside-toplevel
+  plt = writers.pyplot()
   s = np.asarray([p[0] for p in points])
   err = 100 * (1 - np.asarray([p[1] for p in points]))
   fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -120,9 +119,7 @@ def _plot(points, path: str, variant: str) -> None:
   ax.set_ylabel("test error (%) on 2,000 images")
   ax.set_title(f"{variant}: iterative magnitude pruning, MNIST 8k carve")
   ax.grid(alpha=0.3)
-  fig.tight_layout()
-  fig.savefig(path, dpi=120)
-  plt.close(fig)
+  writers.save_figure(fig, path, dpi=120)
 
 
 if __name__ == "__main__":
