@@ -38,7 +38,7 @@ def check(c, n_examples: int, task, config) -> None:
   """Refuses settings a round cannot honour, before anything compiles."""
   if c.clients < 1 or c.clients > n_examples:
     raise ConfigError(f"fed.clients={c.clients} for {n_examples} training examples: each client "
-                      "needs at least one example; use 1 to {n_examples} clients.")
+                      f"needs at least one example; use 1 to {n_examples} clients.")
   if not 0.0 < c.fraction <= 1.0:
     raise ConfigError(f"fed.fraction={c.fraction} must be in (0, 1]: the share of clients in a "
                       "round.")
@@ -90,6 +90,17 @@ def partition(labels: np.ndarray, c, seed: int) -> np.ndarray:
   return shards[pick].reshape(c.clients, 2 * size)
 
 
+def rounds(config, task, train_split, mesh):
+  """(round iterator, examples a round, client sampling rate for DP-FedAvg or 0), checked."""
+  from aigc_jax import sharding  # pylint: disable=import-outside-toplevel
+  c = config.fed
+  check(c, len(train_split), task, config)
+  sharding.check_batch_size(per_round(c), mesh, "the clients in a round (fed.fraction x "
+                            "fed.clients)")
+  it = RoundIterator(train_split, c, config.seed)
+  return it, per_round(c) * it.clients.shape[1], per_round(c) / c.clients if c.dp_clip else 0.0
+
+
 class RoundIterator:
   """Each round's clients' data, {key: [clients in the round, n_k, ...]}, the clients drawn
   with a key per round: `get_state()` / `set_state()` resume it (checkpointed with the state)."""
@@ -103,6 +114,11 @@ class RoundIterator:
 
   def __iter__(self):
     return self
+
+  def batch_spec(self, example_spec: dict) -> dict:
+    """[clients a round, examples a client, ...] for each key of a batch spec."""
+    shape = (per_round(self.c), self.clients.shape[1])
+    return {k: jax.ShapeDtypeStruct(shape + v.shape[1:], v.dtype) for k, v in example_spec.items()}
 
   def __next__(self):
     rng = np.random.default_rng([self.seed, self.round])

@@ -257,13 +257,8 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   fed = config.get("fed")
   fed_it = None
   if federated.enabled(fed):  # one step is one round; its batch is the round's clients' data
-    federated.check(fed, len(train_split), task, config)
-    sharding.check_batch_size(federated.per_round(fed), mesh, "the clients in a round "
-                              "(fed.fraction x fed.clients)")
-    fed_it = federated.RoundIterator(train_split, fed, config.seed)
-    global_batch = federated.per_round(fed) * fed_it.clients.shape[1]
-    if fed.dp_clip > 0:
-      dp_rate = federated.per_round(fed) / fed.clients
+    fed_it, global_batch, fed_rate = federated.rounds(config, task, train_split, mesh)
+    dp_rate = fed_rate or dp_rate
   if config.train.num_steps > 0:
     num_steps = config.train.num_steps
   else:
@@ -273,9 +268,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   if task.check_data:
     task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
   if fed_it is not None:
-    first = fed_it.clients[:federated.per_round(fed)]
-    spec = {k: jax.ShapeDtypeStruct(first.shape + v.shape[1:], v.dtype)
-            for k, v in spec.items()}
+    spec = fed_it.batch_spec(spec)
   parts = prepare_step(config, task, mesh, spec, num_steps)
   abstract, state_sh = parts.abstract, parts.shardings
 

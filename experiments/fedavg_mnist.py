@@ -19,7 +19,7 @@ Measured (2-core CPU, python -m experiments.fedavg_mnist --workdir=DIR, 53 s for
 rounds to 95%: FedSGD 270 / FedAvg 60 on IID (4.5x fewer), 300 / 212 on shards (1.4x).
 
 Variants: (none) the study; one of `fedsgd_iid`, `fedavg_iid`, `fedsgd_shards`,
-`fedavg_shards` alone; `quick` (FedAvg IID, 20 rounds, 6 s).
+`fedavg_shards` alone; `quick` (FedAvg IID, 20 rounds: 92.4%, 6.5 s median of 3).
 """
 
 import json
