@@ -58,6 +58,12 @@ def _main(argv) -> None:
   except ConfigError as e:
     print(f"error: {e}", file=sys.stderr)
     sys.exit(2)
+  if jax.process_count() > 1:
+    # Leave together, while the backends are up: left to the exit handler, a process that
+    # arrives at the shutdown barrier long after the other can abort there (SIGABRT).
+    from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+    multihost_utils.sync_global_devices("aigc_jax.main: done")
+    jax.distributed.shutdown()
 
 
 DURATION = ("num_steps", "num_epochs")

@@ -1,14 +1,29 @@
 """Tests run on CPU with 8 simulated devices, so every sharding path runs in CI."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One compilation cache for the whole session, its pytest-xdist workers and the processes the
+# tests start: a step compiled for a straight run is read back for its crashed and resumed twins
+# instead of compiled again. It starts empty each session, so nothing outlives a run.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = tempfile.mkdtemp(prefix="aigc_jax_test_jit_")
+  atexit.register(shutil.rmtree, os.environ["JAX_COMPILATION_CACHE_DIR"], True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0.2")
 
 import jax  # noqa: E402  (must follow the environment set-up above)
 
 jax.config.update("jax_num_cpu_devices", 8)
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# Report every array a jitted function closes over (setup.cfg turns a jax.Array among them into
+# an error): from jax 0.12.1 such a constant keeps its device placement and clashes with the
+# sharded arguments beside it. The option is new in jax 0.12; older versions embed constants.
+if hasattr(jax.config, "jax_captured_constants_warn_bytes"):
+  jax.config.update("jax_captured_constants_warn_bytes", 0)
 
 import pytest  # noqa: E402
 

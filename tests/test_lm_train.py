@@ -5,11 +5,14 @@ import os
 import sys
 
 import jax
+import numpy as np
 import pytest
+import scipy.special
 
 from aigc_jax import train
-from aigc_jax.data import sources
+from aigc_jax.data import lm, sources
 from aigc_jax.errors import ConfigError
+from aigc_jax.tasks import get_task
 from experiments import common
 from tests import helpers
 
@@ -85,12 +88,30 @@ def test_beam_options_without_beam_is_a_clear_error(monkeypatch):
 
 def test_bfloat16_compute_lands_near_float32(data_dir, tfds_dir, tmp_path):
   """Mixed precision: float32 parameters and optimiser, bfloat16 matmuls and activations,
-  float32 loss and softmax; the validation loss stays within 0.02 of the float32 run's."""
+  float32 loss and softmax. Two 100-step runs diverge like two seeds (bfloat16 minus float32
+  validation loss over seeds 0-5: -0.07 to +0.12 on jax 0.12.1, -0.24 to +0.01 on 0.12.0.1,
+  where float32 runs alone span 0.2), so the runs are compared on what must hold: the bfloat16
+  run learns as the float32 one does, and on the same parameters the bfloat16 forward pass
+  gives the float32 loss to within rounding."""
   out = {}
   for dtype in ("float32", "bfloat16"):
     c = _config(data_dir, tfds_dir)
     c.compute_dtype = dtype
     out[dtype] = train.run(c, str(tmp_path / dtype))
-  assert abs(out["bfloat16"]["validation_loss"] - out["float32"]["validation_loss"]) < 0.02
+  assert out["bfloat16"]["validation_loss"] < 3.25  # the float32 test's bar: it uses context
   step, raw = helpers.final_state(str(tmp_path / "bfloat16"))
   assert all(x.dtype == "float32" for x in jax.tree.leaves(raw["params"]))
+
+  _, params = helpers.final_params(str(tmp_path / "float32"))
+  batch = lm.load_split(c.data, "validation").load(np.arange(64))
+  ce, logits = {}, {}
+  for dtype in ("float32", "bfloat16"):
+    c.compute_dtype = dtype
+    predict = jax.jit(get_task(c).eval_fns["predict"])
+    logits[dtype] = np.asarray(predict({"params": params}, batch["input"]))
+    assert logits[dtype].dtype == np.float32  # cast back for the loss
+    logp = logits[dtype] - scipy.special.logsumexp(logits[dtype], axis=-1, keepdims=True)
+    ce[dtype] = -np.take_along_axis(logp, batch["target"][..., None], axis=-1).mean()
+  assert 0 < np.abs(logits["bfloat16"] - logits["float32"]).max()  # bfloat16 really ran
+  # Measured: 1e-5 (jax 0.12.1) and 9e-5 (0.12.0.1) nats apart, logits up to 0.06 apart.
+  assert abs(ce["bfloat16"] - ce["float32"]) < 2e-3, ce

@@ -42,6 +42,10 @@ def _command(workdir, tfds_dir, args, devices):
 def _env(data_dir):
   env = dict(os.environ, JAX_PLATFORMS="cpu", AIGC_JAX_DATA=data_dir)
   env.pop("XLA_FLAGS", None)
+  # No shared compilation cache (conftest.py): with one, a process can load the executable the
+  # other process compiled, and their gloo collectives then wait for each other forever (seen
+  # with jax 0.12.1 on CPU: both processes hang in the first train or eval step).
+  env.pop("JAX_COMPILATION_CACHE_DIR", None)
   return env
 
 
@@ -59,8 +63,17 @@ def _wait(procs, timeout=300):
   for p in procs:
     out, _ = p.communicate(timeout=timeout)
     outs.append(out)
-  assert all(p.returncode == 0 for p in procs), "\n\n".join(o[-3000:] for o in outs)
+  assert all(p.returncode == 0 for p in procs), "\n\n".join(
+      f"process {i}, exit status {p.returncode}:\n{_errors(o)}{o[-3000:]}"
+      for i, (p, o) in enumerate(zip(procs, outs)))
   return outs
+
+
+def _errors(out: str) -> str:
+  """The lines that say why a process died, wherever they are in its output."""
+  keys = ("Error", "error", "Fatal", "Check failed", "Aborted", "F0000", "E0000")
+  lines = [line for line in out.splitlines() if any(k in line for k in keys)]
+  return "".join(f"  {line[:500]}\n" for line in lines[:20])
 
 
 def _one(workdir, tfds_dir, data_dir, args):

@@ -13,8 +13,9 @@ NOTEBOOKS = sorted(glob.glob(os.path.join(REPO, "notebooks", "*.ipynb")))
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=os.path.basename)
-def test_notebook_runs_and_shows_figures(path, data_dir, monkeypatch):
+def test_notebook_runs_and_shows_figures(path, data_dir, monkeypatch, tmp_path):
   monkeypatch.setenv("AIGC_JAX_NOTEBOOK_SMALL", "1")
+  monkeypatch.setenv("AIGC_JAX_NOTEBOOK_DIR", str(tmp_path))  # a fresh run, never a finished one
   monkeypatch.setenv("AIGC_JAX_DATA", data_dir)
   monkeypatch.setenv("JAX_PLATFORMS", "cpu")
   # The kernel is a fresh process: the test session's 8 simulated devices do not apply.

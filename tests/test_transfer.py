@@ -91,12 +91,25 @@ def test_init_without_freeze_starts_from_the_encoder_and_trains_it(pretrained, d
   state = init(loaded)
   jax.tree.map(lambda a, b: np.testing.assert_array_equal(np.asarray(a), b),
                state.params["encoder"], old)
-  # The loaded arrays are arguments of the compiled init, not constants inside it: the
-  # program text is far smaller than the 8-d encoder's 50k floats written out.
-  hlo = init.jitted.lower(jax.random.PRNGKey(0), loaded).as_text()
-  baked = jax.jit(lambda r: init.jitted.__wrapped__(r, loaded)).lower(
-      jax.random.PRNGKey(0)).as_text()
-  assert len(hlo) < 100_000 < len(baked)
+  # The loaded arrays are arguments of the jitted init, not constants inside it: the traced
+  # program closes over no array of the encoder's, while one that captures them does.
+  leaves = jax.tree.leaves(loaded)
+  rng = jax.random.PRNGKey(0)
+  assert not _captured(jax.make_jaxpr(init.jitted)(rng, loaded), leaves)
+  baked = jax.make_jaxpr(jax.jit(lambda r: init.jitted.__wrapped__(r, loaded)))(rng)
+  assert len(_captured(baked, leaves)) == len(leaves)
+
+
+def _captured(closed_jaxpr, arrays) -> list:
+  """The `arrays` held as constants anywhere in `closed_jaxpr` (nested jit calls included)."""
+  consts, todo = [], [closed_jaxpr]
+  while todo:
+    j = todo.pop()
+    consts.extend(j.consts)
+    for eqn in j.jaxpr.eqns:
+      todo.extend(v for v in eqn.params.values() if hasattr(v, "consts") and hasattr(v, "jaxpr"))
+  return [a for a in arrays
+          if any(np.shape(c) == np.shape(a) and np.array_equal(np.asarray(c), a) for c in consts)]
 
 
 @pytest.mark.parametrize("change,match", [

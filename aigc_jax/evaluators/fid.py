@@ -60,7 +60,10 @@ def class_histogram(probs_NK) -> np.ndarray:
 
 
 class Classifier:
-  """A trained classifier workdir as a pure function: images in [0, 1] -> (features, probs)."""
+  """A trained classifier workdir as a pure function of its parameters: (params, images in
+  [0, 1]) -> (features, probs). The parameters are an argument, never a closed-over constant:
+  a constant carries its device placement into the jitted caller (jax >= 0.12.1), which then
+  clashes with the caller's sharded arguments."""
 
   def __init__(self, workdir: str):
     preprocess = checkpoint.read_config(workdir).data.preprocess
@@ -71,11 +74,11 @@ class Classifier:
     trained = checkpoint.load_workdir(workdir)
     self.workdir = workdir
     self.model = trained.model()
-    self.params = jax.device_put(trained.variables["params"])
+    self.params = jax.tree.map(np.asarray, trained.variables["params"])  # host: uncommitted
 
-  def __call__(self, images01_NHWC):
+  def apply(self, params, images01_NHWC):
     """Traceable: (penultimate features [N, F], class probabilities [N, K])."""
-    logits, inter = self.model.apply({"params": self.params}, images01_NHWC, train=False,
+    logits, inter = self.model.apply({"params": params}, images01_NHWC, train=False,
                                      mutable=["intermediates"])
     feats = inter.get("intermediates", {}).get("features")
     if feats is None:
@@ -85,8 +88,9 @@ class Classifier:
 
   def score(self, images01_NHWC, batch: int = 1000) -> tuple[np.ndarray, np.ndarray]:
     """Host arrays in, host (features, probs) out, in batches."""
-    fn = jax.jit(self.__call__)
-    out = [jax.device_get(fn(jnp.asarray(images01_NHWC[i:i + batch])))
+    fn = jax.jit(self.apply)
+    params = jax.device_put(self.params)
+    out = [jax.device_get(fn(params, jnp.asarray(images01_NHWC[i:i + batch])))
            for i in range(0, len(images01_NHWC), batch)]
     return (np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]))
 
@@ -169,9 +173,13 @@ def make(name, ec, ctx):
   b, n = ec.batch_size, ec.samples
   labels = labels_fn(n, False)
 
+  # Replicated over the run's mesh, beside the sharded variables it is called with.
+  replicated = jax.sharding.NamedSharding(ctx.mesh, jax.sharding.PartitionSpec())
+  params = jax.device_put(classifier.params, replicated)
+
   @jax.jit
-  def sample_and_score(variables, key, labels):
-    return classifier((sample(variables, key, b, labels) - lo) / (hi - lo))
+  def sample_and_score(variables, params, key, labels):
+    return classifier.apply(params, (sample(variables, key, b, labels) - lo) / (hi - lo))
 
   def run(variables, step, rng):
     del rng  # the same noise at every evaluation, so scores compare across steps
@@ -180,7 +188,7 @@ def make(name, ec, ctx):
     for i in range(-(-n // b)):
       lab = None if labels is None else jnp.asarray(np.resize(labels[i * b:(i + 1) * b], b),
                                                     jnp.int32)
-      f, p = jax.device_get(sample_and_score(variables, jax.random.fold_in(key, i), lab))
+      f, p = jax.device_get(sample_and_score(variables, params, jax.random.fold_in(key, i), lab))
       feats.append(f)
       probs.append(p)
     feats, probs = np.concatenate(feats)[:n], np.concatenate(probs)[:n]

@@ -21,11 +21,12 @@ def make(name, ec, ctx):
   sample = ctx.fn("sample", name)
   labels = ctx.task.eval_fns.get("labels", lambda n, grouped: None)(ec.num, True)
   key = jax.random.PRNGKey(ctx.config.seed + ec.seed_offset)
-  draw = jax.jit(lambda v: sample(v, key, ec.num, labels))
+  # The key is an argument: a closed-over array would carry its device into the call.
+  draw = jax.jit(lambda v, k: sample(v, k, ec.num, labels))
 
   def run(variables, step, rng):
     del rng
-    images = jax.device_get(draw(variables))
+    images = jax.device_get(draw(variables, key))
     if jax.process_index() == 0:
       grid.save(images, os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.png"),
                 ncol=ec.ncol, value_range=tuple(ec.value_range))
