@@ -15,7 +15,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from aigc_jax import writers
+from aigc_jax import models, writers
 from aigc_jax.errors import ConfigError
 
 
@@ -127,7 +127,6 @@ class Trained:
   path: str  # the checkpoint read
 
   def model(self, **overrides):
-    from aigc_jax import models  # pylint: disable=import-outside-toplevel
     return models.get_model(self.config.model, **overrides)
 
 

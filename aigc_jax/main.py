@@ -34,7 +34,10 @@ def _define_flags(default_config: str | None) -> None:
 def _main(argv) -> None:
   if len(argv) > 1:
     raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-  from aigc_jax import sweep, train  # pylint: disable=import-outside-toplevel
+  # Imported once the flags are parsed: --config.cpu_devices must reach jax before a backend
+  # starts, and command-line errors come without the wait.
+  from aigc_jax import registry, train  # pylint: disable=import-outside-toplevel
+  from aigc_jax.tools import scorer, sweep  # pylint: disable=import-outside-toplevel
   if not FLAGS["verbosity"].present:  # orbax and tfds log every file operation at INFO
     logging.set_verbosity(logging.WARNING)
   config = FLAGS.config
@@ -48,8 +51,8 @@ def _main(argv) -> None:
         coordinator_address=FLAGS.coordinator_address, num_processes=FLAGS.num_processes,
         process_id=FLAGS.process_id)))
   try:
+    config = scorer.prepare(config)  # evaluators never train: their scorers are made here
     if config.get("runner", ""):  # a study of many runs (e.g. experiments/scaling_shakespeare)
-      from aigc_jax import registry  # pylint: disable=import-outside-toplevel
       registry.import_function(config.runner)(config, FLAGS.workdir)
     elif config.sweep:
       sweep.run(config, FLAGS.workdir)

@@ -8,6 +8,7 @@ import jax.numpy as jnp
 import optax
 from optax.contrib import MuonDimensionNumbers, muon
 
+from aigc_jax import trees
 from aigc_jax.errors import ConfigError
 
 SCHEDULES = ("constant", "cosine", "warmup_cosine", "linear", "wsd")
@@ -102,11 +103,8 @@ def check_muon(c, params) -> None:
   dims = _muon_dims(c.muon_params)(params)
   if not any(d is not None for d in jax.tree.leaves(
       dims, is_leaf=lambda x: x is None or isinstance(x, MuonDimensionNumbers))):
-    from aigc_jax import transfer  # pylint: disable=import-outside-toplevel
-    paths = transfer.param_paths(params)
     raise ConfigError(f"optim.name='muon' but optim.muon_params={c.muon_params!r} selects no 2-D "
-                      f"parameter; parameter paths: {', '.join(paths[:10])}"
-                      f"{' ...' if len(paths) > 10 else ''}.")
+                      f"parameter; parameter paths: {trees.listed(trees.paths(params), 10)}.")
 
 
 def make_optimizer(c, total_steps: int) -> optax.GradientTransformation:

@@ -1,8 +1,9 @@
-"""The train state and the single jitted, sharded train step built from a task."""
+"""The train state and the single jitted, sharded train step built from a task and the run's
+active options (aigc_jax/options/), and `prepare`, which builds both alike for training and for
+ahead-of-time compiles."""
 
 import functools
-import re
-from typing import Any
+from typing import Any, Callable, NamedTuple
 
 import einops
 import flax
@@ -11,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from aigc_jax import federated, losses, optim, privacy, sharding, transfer
+from aigc_jax import losses, optim, options, sharding, trees
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
@@ -23,13 +24,13 @@ class TrainState:
   model_state: Any  # non-trainable collections (batch statistics ...)
   opt_state: Any
   rng: jax.Array  # base key; each step folds in its step number, so resume replays it exactly
-  masks: Any = None  # pruning: a bool per weight, False = pruned (aigc_jax/pruning.py)
+  masks: Any = None  # an option's bool per weight (pruning: False = pruned); None: none
 
 
 def make_tx(task: Task, optim_config, num_steps: int, frozen=None):
   """One optimiser, or {player: optimiser} for a multi-player task (each player's schedule
   counts its own updates: num_steps x repeats). `frozen` (a bool tree like params, see
-  frozen_mask) gives frozen parameters no update and no optimiser state."""
+  trees.select) gives frozen parameters no update and no optimiser state."""
   if not task.players:
     return optim.freeze(optim.make_optimizer(optim_config, num_steps), frozen)
   return {p.name: optim.freeze(optim.make_optimizer(p.optim or optim_config,
@@ -38,36 +39,19 @@ def make_tx(task: Task, optim_config, num_steps: int, frozen=None):
           for p in task.players}
 
 
-def frozen_mask(regex: str, abstract_params):
-  """A bool per parameter: does `regex` match (re.search) its path? None when regex is empty;
-  a regex that matches nothing is an error, listing some paths."""
-  if not regex:
-    return None
-  try:
-    pattern = re.compile(regex)
-  except re.error as e:
-    raise ConfigError(f"freeze={regex!r} is not a regular expression: {e}.") from None
-  paths = transfer.param_paths(abstract_params)
-  hits = [bool(pattern.search(p)) for p in paths]
-  if not any(hits):
-    raise ConfigError(f"freeze={regex!r} matches no parameter. Parameter paths: "
-                      f"{', '.join(paths[:12])}{' ...' if len(paths) > 12 else ''}.")
-  return jax.tree.unflatten(jax.tree.structure(abstract_params), hits)
-
-
 def _ema_source(task: Task, params):
   return params[task.ema_of] if task.ema_of else params
 
 
 def create_state(task: Task, tx, rng, batch_spec, loaded=None, masks: bool = False) -> TrainState:
   """A fresh state. Params stay boxed (logical axis names), so the optimiser state is too.
-  `loaded` ({path: array}, see transfer.py) replaces those parameter subtrees (the optimiser
-  state and EMA start from the loaded values)."""
+  `loaded` ({path: array}, see options/init.py) replaces those parameter subtrees (the
+  optimiser state and EMA start from the loaded values)."""
   init_rng, state_rng = jax.random.split(rng)
   variables = dict(task.init(init_rng, batch_spec))
   params = variables.pop("params")
   if loaded:
-    params = transfer.replace_subtrees(params, loaded)
+    params = trees.replace(params, loaded)
   if task.ema_decay > 0:
     variables["ema"] = _ema_source(task, params)
   if isinstance(tx, dict):
@@ -177,42 +161,10 @@ def check_grad_accum(task: Task, global_batch: int, data_parallel: int, n: int) 
         f"data.batch_size={n * data_parallel * max(1, global_batch // (n * data_parallel))}.")
 
 
-AUGMENT_STREAM = 0x5EED  # the augmentation key is fold_in(step key, this): the loss's is unchanged
-DP_NOISE_STREAM = 0xD9  # DP-SGD's noise key, likewise
+AUGMENT_STREAM = 0x5EED  # the batch hooks' key is fold_in(step key, this): the loss's is unchanged
 
 
 NONFINITE = ("stop", "skip", "ignore")
-
-
-def _private_grads(task: Task, state: TrainState, batch, rng, n: int, dp: dict):
-  """DP-SGD's gradient: per-example gradients clipped to dp["clip"] and summed (over n
-  micro-batches in a scan), Gaussian noise on the sum, divided by the batch size."""
-  def loss_fn(params, model_state, mb, key):
-    return task.loss(params, model_state, mb, key, state.step)
-
-  grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-
-  def sums(mb, key):
-    return privacy.clipped_grad_sum(grad_fn, state.params, state.model_state, mb, key,
-                                    dp["clip"])
-
-  if n == 1:
-    loss, metrics, summed, clipped, norm = sums(batch, rng)
-  else:
-    def body(acc, xs):
-      i, mb = xs
-      loss, metrics, g, clipped, norm = sums(mb, jax.random.fold_in(rng, i))
-      return jax.tree.map(jnp.add, acc, g), (loss, metrics, clipped, norm)
-
-    zeros = jax.tree.map(jnp.zeros_like, state.params)
-    summed, (loss, metrics, clipped, norm) = jax.lax.scan(
-        body, zeros, (jnp.arange(n), micro_batches(batch, n)))
-    loss, metrics, clipped, norm = jax.tree.map(jnp.mean, (loss, metrics, clipped, norm))
-  size = jax.tree.leaves(batch)[0].shape[0]
-  grads = privacy.add_noise(summed, jax.random.fold_in(rng, DP_NOISE_STREAM), dp["clip"],
-                            dp["noise_multiplier"], size)
-  metrics = dict(metrics, dp_clipped_fraction=clipped, dp_example_grad_norm=norm)
-  return loss, metrics, state.model_state, grads
 
 
 def _accumulated_grads(task: Task, state: TrainState, batch, rng, n: int):
@@ -248,19 +200,31 @@ def _finite(metrics) -> jax.Array:
   return jnp.all(jnp.stack([jnp.all(jnp.isfinite(v)) for v in vals]))
 
 
-def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=None, frozen=None,
-                    grad_accum_steps: int = 1, nonfinite: str = "stop", dp=None, fed=None):
+class Hooks(NamedTuple):
+  """What the active options change in the step (options.Active has the same fields)."""
+  batch: Callable | None = None  # (key, batch) -> batch, on the step's key
+  gradient: Callable | None = None  # (task, state, batch, rng, n) -> (loss, metrics, state, grads)
+  grads: Callable | None = None  # (state, grads) -> grads, before the optimiser
+  params: Callable | None = None  # (state, params) -> params, after it
+
+
+def hooks_of(active: list) -> Hooks:
+  return Hooks(batch=options.combined(active, "batch"), gradient=options.first(active, "gradient"),
+               grads=options.combined(active, "grads"), params=options.combined(active, "params"))
+
+
+def make_train_step(task: Task, tx, state_shardings, batch_sharding, hooks: Hooks = Hooks(),
+                    frozen=None, grad_accum_steps: int = 1, nonfinite: str = "stop"):
   """Returns jit(train_step)(state, batch) -> (state, metrics) with the state donated.
   `tx` is one optimiser, or {player: optimiser} for a multi-player task (see make_tx);
-  `augment` (aigc_jax.augment) transforms the batch on the device with the step's key, so a
-  resumed run replays it exactly; `frozen` parameters (frozen_mask) keep their exact values.
+  `hooks` are the options' changes: `batch` transforms the batch on the device with the step's
+  key (augmentation), so a resumed run replays it exactly; `gradient` replaces the gradient
+  (DP-SGD, a federated round); `grads` and `params` transform the gradient and the updated
+  parameters (pruning masks). `frozen` parameters keep their exact values.
   `grad_accum_steps` > 1 computes the gradient over that many micro-batches in a scan and
   applies the optimiser once. `nonfinite`: when a loss or gradient norm is NaN or infinite, the
   step leaves the state unchanged and reports `nonfinite_step` = 1 ("stop": the loop then stops;
   "skip": training goes on) or applies the update anyway ("ignore").
-  `dp` ({"clip", "noise_multiplier"}, aigc_jax/privacy.py) makes the gradient DP-SGD's;
-  `fed` (aigc_jax/federated.py) makes the step a round of federated averaging over the
-  batch's leading client axis, its gradient the clients' negated mean weight change.
   Models' logical activation constraints apply on the batch sharding's mesh."""
   if nonfinite not in NONFINITE:
     raise ConfigError(f"train.nonfinite={nonfinite!r}; valid: {', '.join(NONFINITE)}.")
@@ -279,27 +243,20 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
 
   def _train_step(state: TrainState, batch):
     rng = jax.random.fold_in(state.rng, state.step)
-    if augment:
-      batch = augment(jax.random.fold_in(rng, AUGMENT_STREAM), batch)
+    if hooks.batch:
+      batch = hooks.batch(jax.random.fold_in(rng, AUGMENT_STREAM), batch)
     if task.players:
       params, opt_state, model_state, metrics = _players_step(task, tx, state, batch, rng,
                                                               frozen)
     else:
-      if fed:
-        grad_fn = jax.value_and_grad(
-            lambda p, ms, mb, key: task.loss(p, ms, mb, key, state.step), has_aux=True)
-        loss, grads, metrics = federated.round_update(grad_fn, state.params, state.model_state,
-                                                      batch, rng, fed)
-        model_state = state.model_state
-      else:
-        grads_of = functools.partial(_private_grads, dp=dp) if dp else _accumulated_grads
-        loss, metrics, model_state, grads = grads_of(task, state, batch, rng, grad_accum_steps)
-      if state.masks is not None:  # pruned weights get no gradient ...
-        grads = jax.tree.map(lambda g, m: jnp.where(m, g, 0), grads, state.masks)
+      grads_of = hooks.gradient or _accumulated_grads
+      loss, metrics, model_state, grads = grads_of(task, state, batch, rng, grad_accum_steps)
+      if hooks.grads:
+        grads = hooks.grads(state, grads)
       updates, opt_state = tx.update(grads, state.opt_state, state.params)
       params = _apply(state.params, updates, frozen)
-      if state.masks is not None:  # ... and stay exactly zero whatever the optimiser does
-        params = jax.tree.map(lambda p, m: jnp.where(m, p, 0), params, state.masks)
+      if hooks.params:
+        params = hooks.params(state, params)
       metrics = dict(metrics, loss=loss, grad_norm=losses.l2_norm(grads),
                      update_norm=losses.l2_norm(updates), lr=optim.learning_rate(opt_state))
     if task.ema_decay > 0:
@@ -316,6 +273,56 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, augment=Non
 
   return jax.jit(train_step, in_shardings=(state_shardings, batch_sharding),
                  out_shardings=(state_shardings, None), donate_argnums=0)
+
+
+class Parts(NamedTuple):
+  """What training and ahead-of-time compiles (aigc_jax/tools/compile.py) build alike."""
+  abstract_params: Any  # unboxed, without shardings: what an option's `loaded` fills
+  frozen: Any
+  tx: Any
+  abstract: Any  # the state with shardings: what the step is lowered with, checkpoints restore onto
+  shardings: Any
+  init: Callable  # init(loaded=None) -> the fresh, sharded state
+  batch_sharding: Any
+  batch: dict  # the abstract global batch (before the options' batch hooks), sharded
+  hooks: Hooks
+  grad_accum_steps: int
+  nonfinite: str
+
+  def lower(self, task):
+    """The one jitted step (state donated), lowered for the abstract state and batch."""
+    return make_train_step(task, self.tx, self.shardings, self.batch_sharding, self.hooks,
+                           self.frozen, self.grad_accum_steps, self.nonfinite).lower(
+                               self.abstract, self.batch)
+
+
+def prepare(config, task: Task, mesh, spec: dict, num_steps: int, active: list) -> Parts:
+  """Optimiser, sharded state and abstract batch for global batches like `spec` under the
+  `active` options; reads no data."""
+  rng = jax.random.PRNGKey(config.seed)
+  model_spec = spec
+  for a in active:  # the model is built for the batch it sees (one client's, two views ...)
+    if a.model_spec:
+      model_spec = a.model_spec(model_spec)
+  abstract_params = unbox(jax.eval_shape(task.init, rng, model_spec)["params"])
+  frozen_fn, masks_fn = options.first(active, "frozen"), options.first(active, "masks")
+  frozen = frozen_fn(abstract_params) if frozen_fn else None
+  if masks_fn:
+    masks_fn(abstract_params)
+  if config.optim.name == "muon" and not task.players:
+    optim.check_muon(config.optim, abstract_params)
+  tx = make_tx(task, config.optim, num_steps, frozen)
+  abstract, state_sh, init_state = sharded_state(task, tx, rng, model_spec, mesh,
+                                                 masks=masks_fn is not None)
+  for a in active:
+    if a.check_state:
+      a.check_state(abstract)
+  batch_sh = sharding.batch_sharding(mesh)
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh) for k, v in spec.items()}
+  check_grad_accum(task, config.data.batch_size, sharding.data_parallel_size(mesh),
+                   config.train.grad_accum_steps)
+  return Parts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
+               hooks_of(active), config.train.grad_accum_steps, config.train.nonfinite)
 
 
 def unbox(tree):

@@ -2,8 +2,9 @@
 
 `run(config, workdir)` is idempotent: rerunning it on the same workdir resumes from the last
 complete checkpoint with the same data order, and a finished run only reports its summary. The
-loop knows no task: objectives come in through `tasks.Task`, evaluation through the evaluators
-declared in `config.evals`.
+loop knows no task and no option: objectives come in through `tasks.Task`, step options through
+their hooks (`options.Active`: before a step, at a log step, in the summary), evaluation through
+the evaluators declared in `config.evals`.
 """
 
 import json
@@ -11,17 +12,14 @@ import math
 import os
 import signal
 import time
-from typing import Any, Callable, NamedTuple
 
 from etils import epath
 import jax
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from absl import logging
 
-from aigc_jax import (augment as augment_lib, checkpoint, evaluators, federated, optim, privacy,
-                      pruning, sharding, step as step_lib, transfer, writers)
+from aigc_jax import checkpoint, evaluators, optim, options, sharding, step as step_lib, writers
 from aigc_jax.data import pipeline
 from aigc_jax.errors import ConfigError, DivergedError
 from aigc_jax.tasks import get_task
@@ -45,13 +43,8 @@ def validate(config) -> None:
   if config.train.best_mode not in ("min", "max"):
     raise ConfigError(f"train.best_mode={config.train.best_mode!r}; valid: min, max.")
   pipeline.validate(config.data)
-  augment_lib.parse(config.augment)
+  options.check(config)
   evaluators.validate(config)
-  if config.init.workdir:
-    transfer.parse_map(config.init.map)
-    if config.init.checkpoint not in checkpoint.WHICH:
-      raise ConfigError(f"init.checkpoint={config.init.checkpoint!r}; valid: "
-                        f"{', '.join(checkpoint.WHICH)}.")
   optim.make_optimizer(config.optim, 1)
 
 
@@ -78,27 +71,6 @@ def _check_inputs(task, spec: dict) -> None:
                       + (f" {task.input_help}" if task.input_help else ""))
 
 
-class StepParts(NamedTuple):
-  """What training and ahead-of-time compiles (aigc_jax.compile) build alike for the train step."""
-  abstract_params: Any  # unboxed, without shardings: what transfer.load_init fills
-  frozen: Any
-  tx: Any
-  abstract: Any  # the state with shardings: what the step is lowered with, checkpoints restore onto
-  shardings: Any
-  init: Callable  # init(loaded=None) -> the fresh, sharded state
-  batch_sharding: Any
-  batch: dict  # the abstract global batch (before augmentation), sharded
-  augment: Any
-  options: dict  # make_train_step's keyword options from config.train
-  prunable: Any = None  # pruning: a bool per parameter, None when pruning is off
-
-  def lower(self, task):
-    """The one jitted step (state donated), lowered for the abstract state and batch."""
-    return step_lib.make_train_step(task, self.tx, self.shardings, self.batch_sharding,
-                                    self.augment, self.frozen, **self.options).lower(
-                                        self.abstract, self.batch)
-
-
 def _stop_if_diverged(config, window: list, done: int, ckpt) -> None:
   """train.nonfinite="stop": the step left the state as it was at the first non-finite loss or
   gradient; stop here, before the next checkpoint, so the last one saved is a good one."""
@@ -116,56 +88,6 @@ def _stop_if_diverged(config, window: list, done: int, ckpt) -> None:
       f"and training stopped. The last checkpoint ({ckpt.latest_step() or 'none yet'}) is "
       "intact. Lower optim.lr, set optim.grad_clip_norm, check the data for NaNs, or set "
       "train.nonfinite='skip' to skip such steps and go on.")
-
-
-def prepare_step(config, task, mesh, spec: dict, num_steps: int) -> StepParts:
-  """Optimiser, sharded state and abstract batch for global batches like `spec`; reads no data."""
-  augment = augment_lib.parse(config.augment)
-  rng = jax.random.PRNGKey(config.seed)
-  init_spec = spec
-  fed = config.get("fed")
-  if federated.enabled(fed):  # the model sees one client's examples: drop the client axis
-    init_spec = {k: jax.ShapeDtypeStruct(v.shape[1:], v.dtype) for k, v in spec.items()}
-  if augment:  # the task is built for the batch it will see: e.g. [B, 2, ...] with two views
-    init_spec = jax.eval_shape(augment, rng, spec)
-  abstract_params = step_lib.unbox(jax.eval_shape(task.init, rng, init_spec)["params"])
-  frozen = step_lib.frozen_mask(config.freeze, abstract_params)
-  if config.optim.name == "muon" and not task.players:
-    optim.check_muon(config.optim, abstract_params)
-  tx = step_lib.make_tx(task, config.optim, num_steps, frozen)
-  prune = config.get("prune")
-  prunable = None
-  if pruning.enabled(prune):
-    if task.players:
-      raise ConfigError("prune.enabled is for single-loss tasks; a multi-player task (GAN) "
-                        "has no single weight budget.")
-    pruning.rounds(prune)
-    prunable = pruning.prunable(prune, abstract_params)
-  abstract, state_sh, init_state = step_lib.sharded_state(task, tx, rng, init_spec, mesh,
-                                                          masks=prunable is not None)
-  batch_sh = sharding.batch_sharding(mesh)
-  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype, sharding=batch_sh) for k, v in spec.items()}
-  step_lib.check_grad_accum(task, config.data.batch_size, sharding.data_parallel_size(mesh),
-                            config.train.grad_accum_steps)
-  options = {"grad_accum_steps": config.train.grad_accum_steps,
-             "nonfinite": config.train.nonfinite}
-  dp = config.get("dp")
-  privacy.check(dp, task, abstract.model_state, config.train.grad_accum_steps)
-  if privacy.enabled(dp):
-    options["dp"] = {"clip": float(dp.clip), "noise_multiplier": float(dp.noise_multiplier)}
-  if federated.enabled(fed):
-    federated.check_model(abstract.model_state)
-    options["fed"] = {k: (float(v) if isinstance(v, float) else v) for k, v in fed.items()
-                      if k in ("local_epochs", "local_batch", "client_lr", "dp_clip",
-                               "dp_noise")}
-  return StepParts(abstract_params, frozen, tx, abstract, state_sh, init_state, batch_sh, batch,
-                   augment, options, prunable)
-
-
-def _pruned(state, prunable, sparsity: float, scope: str) -> dict:
-  masks = pruning.prune(state.params, state.masks, prunable, sparsity, scope)
-  params = jax.tree.map(lambda p, m: jnp.where(m, p, 0), state.params, masks)
-  return {"masks": masks, "params": params}
 
 
 class _Preemption:
@@ -240,6 +162,52 @@ def _best_prefix(config, evals: list) -> str:
   return prefixes[-1] if prefixes else ""
 
 
+def _training_data(config, task, train_split, active):
+  """(iterator, global batch, abstract batch) of the training split, checked against the task;
+  an option may replace them (`train_data`)."""
+  global_batch = config.data.batch_size
+  spec = pipeline.batch_spec(train_split, global_batch)
+  _check_inputs(task, spec)
+  if task.check_data:
+    task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
+  replace = options.first(active, "train_data")
+  if replace:
+    train_it, global_batch, spec = replace(spec)
+  else:
+    train_it = pipeline.train_iterator(
+        train_split, global_batch=global_batch, seed=config.seed,
+        process_index=jax.process_index(), process_count=jax.process_count(),
+        prefetch=config.data.prefetch, shuffle=config.data.shuffle)
+  return train_it, global_batch, spec
+
+
+def _compile(parts, task, mesh):
+  """The compiled step and its FLOPs (XLA's count for one device's share, times the devices)."""
+  t = time.perf_counter()
+  train_step = parts.lower(task).compile()
+  mem = train_step.memory_analysis()
+  cost = train_step.cost_analysis() or {}  # XLA:GPU may report none
+  print(f"Compiled the train step in {time.perf_counter() - t:.1f}s"
+        + (f"; memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, "
+           f"temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB" if mem else ""), flush=True)
+  return train_step, float(cost.get("flops", 0.0)) * mesh.devices.size
+
+
+def _log_train(writer, pbar, window: list, active, done: int, examples: int, seconds: float):
+  """The mean of the window's step metrics, the options' log values, the throughput."""
+  host = jax.device_get(window)
+  mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
+  mean["examples_per_sec"] = examples / seconds
+  for a in active:
+    if a.log:
+      mean.update(a.log(done))
+  writer.write(done, "train", mean)
+  pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items()
+                       if k.endswith("loss") or k == "epsilon"},
+                    "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
+  return host
+
+
 def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dict:
   """Trains (or resumes) the experiment in `config`; returns the summary (also summary.json)."""
   validate(config)
@@ -250,35 +218,14 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   epath.Path(workdir).mkdir(parents=True, exist_ok=True)
   _save_config(config, workdir)
 
-  train_split = pipeline.load_train_split(config.data, config.seed)
-  global_batch = config.data.batch_size
-  # DP-SGD's accountant: each step draws batch / N of the training examples.
-  dp_rate = global_batch / len(train_split) if privacy.enabled(config.get("dp")) else 0.0
-  fed = config.get("fed")
-  fed_it = None
-  if federated.enabled(fed):  # one step is one round; its batch is the round's clients' data
-    fed_it, global_batch, fed_rate = federated.rounds(config, task, train_split, mesh)
-    dp_rate = fed_rate or dp_rate
+  split = pipeline.load_train_split(config.data, config.seed)
+  active = options.setup(options.Run(config, task, mesh, split, config.data.batch_size))
+  train_it, global_batch, spec = _training_data(config, task, split, active)
   if config.train.num_steps > 0:
     num_steps = config.train.num_steps
   else:
-    num_steps = math.ceil(config.train.num_epochs * len(train_split) / global_batch)
-  spec = pipeline.batch_spec(train_split, global_batch)
-  _check_inputs(task, spec)
-  if task.check_data:
-    task.check_data(train_split.load(np.arange(min(len(train_split), 1024))))
-  if fed_it is not None:
-    spec = fed_it.batch_spec(spec)
-  parts = prepare_step(config, task, mesh, spec, num_steps)
-  abstract, state_sh = parts.abstract, parts.shardings
-
-  if fed_it is not None:
-    train_it = fed_it
-  else:
-    train_it = pipeline.train_iterator(
-        train_split, global_batch=global_batch, seed=config.seed,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-        prefetch=config.data.prefetch, shuffle=config.data.shuffle)
+    num_steps = math.ceil(config.train.num_epochs * len(split) / global_batch)
+  parts = step_lib.prepare(config, task, mesh, spec, num_steps, active)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  keep=config.train.keep_checkpoints,
                                  async_save=config.train.async_checkpoints)
@@ -290,27 +237,19 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     ckpt.close()
     return summary
   if start:
-    start, state = ckpt.restore_latest(abstract, train_it)  # a damaged newest one is moved aside
+    start, state = ckpt.restore_latest(parts.abstract, train_it)  # a damaged one is moved aside
     print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
   if not start:
-    state = parts.init(transfer.load_init(config.init, parts.abstract_params))
+    loaded = options.first(active, "loaded")
+    state = parts.init(loaded(parts.abstract_params) if loaded else None)
 
-  whole_train = {} if config.data.labels_per_class else {config.data.train_split: train_split}
+  whole_train = {} if config.data.labels_per_class else {config.data.train_split: split}
   ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,
-                           variables_sharding={"params": state_sh.params,
-                                               **state_sh.model_state}, splits=whole_train)
+                           variables_sharding={"params": parts.shardings.params,
+                                               **parts.shardings.model_state}, splits=whole_train)
   evals = evaluators.build(config, ctx)
   best_prefix = _best_prefix(config, evals)
-
-  t_compile = time.perf_counter()
-  train_step = parts.lower(task).compile()
-  mem = train_step.memory_analysis()
-  # XLA's count for one device's share of the step, times the devices: the step's FLOPs.
-  cost = train_step.cost_analysis() or {}  # XLA:GPU may report none
-  flops_per_step = float(cost.get("flops", 0.0)) * mesh.devices.size
-  print(f"Compiled the train step in {time.perf_counter() - t_compile:.1f}s"
-        + (f"; memory per device: arguments {mem.argument_size_in_bytes / 2**20:.1f} MiB, "
-           f"temporaries {mem.temp_size_in_bytes / 2**20:.1f} MiB" if mem else ""), flush=True)
+  train_step, flops_per_step = _compile(parts, task, mesh)
 
   writer = writers.MetricWriter(workdir, resume_step=start)
   best = _BestKeeper(config, workdir, writer.path, start)
@@ -332,41 +271,21 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
           flat.update({f"{ev.name}_{k}": v for k, v in out.items()})
     return flat
 
-  prune_at, prune_fn = {}, None
-  if parts.prunable is not None:
-    prune_at = pruning.rounds(config.prune)
-    prune_fn = jax.jit(
-        lambda s, sparsity: s.replace(**_pruned(s, parts.prunable, sparsity, config.prune.scope)),
-        static_argnums=1, out_shardings=state_sh, donate_argnums=0)
-
   window, t_window, t_plot, last_eval = [], time.perf_counter(), time.perf_counter(), {}
   try:
     for step in range(start, num_steps):
-      if step in prune_at:  # a function of the step: a resumed run prunes at the same points
-        state = prune_fn(state, prune_at[step])
-        kept = pruning.kept_fractions(jax.device_get(state.masks), parts.prunable)
-        writer.write(step, "prune", {"sparsity": prune_at[step], "kept": kept["all"]})
-        print(f"step {step}: pruned to sparsity {prune_at[step]:.3f} "
-              f"(kept {kept['all']:.2%} of the prunable weights)", flush=True)
-      batch = sharding.host_to_global(next(train_it), mesh)
-      state, metrics = train_step(state, batch)
+      for a in active:  # a function of the step, so a resumed run replays it
+        if a.before_step:
+          state, logged = a.before_step(step, state)
+          if logged:
+            writer.write(step, a.name, logged)
+      state, metrics = train_step(state, sharding.host_to_global(next(train_it), mesh))
       window.append(metrics)
       done = step + 1
       if done % config.train.log_every_steps == 0 or done == num_steps:
-        host = jax.device_get(window)
-        mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-        elapsed = time.perf_counter() - t_window
-        mean["examples_per_sec"] = len(window) * global_batch / elapsed
-        if dp_rate:
-          mean["epsilon"] = privacy.epsilons(
-              dp_rate, float(fed.dp_noise if federated.enabled(fed) else
-                             config.dp.noise_multiplier), done, float(config.dp.delta),
-              (config.dp.accountant,))[config.dp.accountant]
-        writer.write(done, "train", mean)
+        host = _log_train(writer, pbar, window, active, done, len(window) * global_batch,
+                          time.perf_counter() - t_window)
         _stop_if_diverged(config, host, done, ckpt)
-        pbar.set_postfix({**{k: f"{v:.4f}" for k, v in mean.items()
-                             if k.endswith("loss") or k == "epsilon"},
-                          "ex_per_s": f"{mean['examples_per_sec']:.0f}"})
         window, t_window = [], time.perf_counter()
       if any(ev.due(done, num_steps) for ev in evals):
         results = evaluate(done)
@@ -397,16 +316,9 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   summary = {"step": num_steps, **last_eval,
              "params": float(sum(x.size for x in jax.tree.leaves(parts.abstract_params))),
              "flops_per_step": flops_per_step}
-  if parts.prunable is not None:
-    kept = pruning.kept_fractions(jax.device_get(state.masks), parts.prunable)
-    summary.update(sparsity=1.0 - kept["all"], kept_by_layer=kept)
-  if dp_rate:
-    noise = fed.dp_noise if federated.enabled(fed) else config.dp.noise_multiplier
-    eps = privacy.epsilons(dp_rate, float(noise), num_steps, float(config.dp.delta))
-    summary.update(epsilon=eps[config.dp.accountant], delta=float(config.dp.delta),
-                   dp_accountant=config.dp.accountant, epsilon_by_accountant=eps,
-                   dp_sampling_rate=dp_rate, dp_noise_multiplier=float(noise),
-                   dp_clip=float(fed.dp_clip if federated.enabled(fed) else config.dp.clip))
+  for a in active:
+    if a.summary:
+      summary.update(a.summary(state, num_steps))
   if best.metric:  # the peak, to show over-fitting; the final value is the headline
     history = _history(writer.path, best.metric)
     if history:

@@ -15,7 +15,8 @@ import jax
 from absl import app, flags, logging
 
 from benchmarks.measure import measure, pipeline_rate
-from experiments import cnn_mnist, common
+from aigc_jax import config as config_lib
+from experiments import cnn_mnist
 
 _STEPS = flags.DEFINE_integer("steps", 10, "Train steps per timing repeat.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported.")
@@ -23,7 +24,7 @@ _REPEATS = flags.DEFINE_integer("repeats", 3, "Repeats; the median is reported."
 
 def gpt_config(seq_len: int, batch: int = 12):
   """nanoGPT's CPU configuration of the character-level Shakespeare GPT, at `seq_len`."""
-  c = common.get_config(task="lm")
+  c = config_lib.get_config(task="lm")
   c.model = dict(name="gpt", vocab_size=0, block_size=seq_len, num_layers=4, num_heads=4,
                  width=128, dropout=0.0)
   c.data.update(name="text_files/tinyshakespeare", tokenizer="char", seq_len=seq_len,

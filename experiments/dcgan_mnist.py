@@ -1,30 +1,22 @@
 """DCGAN on MNIST (Radford, Metz & Chintala 2016), non-saturating loss, scored with FID and IS.
 
-Generator: dense to 7x7x256, transposed convolutions 128 (stride 1) and 64 (stride 2) with batch
-norm and ReLU, tanh 28x28x1. Discriminator: strided convolutions 64 and 128 with LeakyReLU(0.2),
-batch norm on the second, a dense logit. Adam 2e-4, betas 0.5/0.999 (the paper's), batch 64,
-an exponential moving average of the generator (decay 0.999) for sampling.
-
-Data: the local 8,000/2,000 carve-out of MNIST (`mnist_idx`, from $AIGC_JAX_DATA) by default;
-`--config.data.name=mnist` (or `fashion_mnist`) for the tfds catalog data set.
-
-Scores (aigc_jax/tasks/gan.py): FID and Inception Score with the project's own MNIST classifier
-(`experiments.cnn_mnist`, trained once and cached if `evals.scores.classifier_workdir` is empty), next to
-the real held-out split's values, and the class histogram of 10,000 samples. They compare runs of
-this project with each other and with the real-data floor, not with papers' Inception-v3 FID.
+FID and IS use the project's own MNIST classifier (`experiments.cnn_mnist`), not Inception-v3:
+they compare runs of this project with each other and with the real-data floor, not with papers.
 
 Commands:
-  python -m experiments.dcgan_mnist --workdir=/tmp/dcgan                                 # GPU
-  python -m aigc_jax.main --config=experiments/dcgan_mnist.py:quick --workdir=/tmp/dcgan_q  # CPU
+  python -m experiments.dcgan_mnist --workdir=DIR                                 # GPU
+  python -m aigc_jax.main --config=experiments/dcgan_mnist.py:quick --workdir=DIR  # CPU
 
-Measured (2-core CPU, one run, classifier cached; real data: IS 9.685, FID floor 1.338):
+Measured (2-core CPU, jax 0.12, one run, classifier cached; real data: IS 9.685, FID floor 1.338):
   quick (width 32, 6,000 steps x 32): 4 min 14 s, IS 7.57, FID 27.8, classes 7.0-15.7%.
-  default (GPU): not measured, no GPU was lent. README.md ("GANs on MNIST") has the details.
+  default (GPU): not measured, no GPU was lent.
+
+Full results and notes: docs/results.md, section 'GANs on MNIST'.
 """
 
 import ml_collections
 
-from experiments import common
+from aigc_jax import config as config_lib
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -33,7 +25,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def gan_config(name: str, arg: str | None, **model) -> ml_collections.ConfigDict:
   """The MNIST GAN recipe every GAN experiment starts from (default: GPU; quick: 2-core CPU)."""
-  c = common.get_config(task="gan")  # evaluators: test, samples (grid), scores (FID/IS)
+  c = config_lib.get_config(task="gan")  # evaluators: test, samples (grid), scores (FID/IS)
   c.model = ml_collections.ConfigDict(
       {"name": "dcgan", "image_size": 28, "channels": 1, "width": 64, "latent_dim": 100, **model})
   c.data.name = "mnist_idx"
@@ -51,7 +43,7 @@ def gan_config(name: str, arg: str | None, **model) -> ml_collections.ConfigDict
   c.train.best_metric = "scores_fid"
   c.train.best_mode = "min"
   if arg == "quick":  # 2-core CPU, one device (two were slower here), half widths; more,
-    # smaller steps at a higher rate gave better digits in the same time (README).
+    # smaller steps at a higher rate gave better digits in the same time (docs/results.md).
     c.model.width = 32
     c.data.batch_size = 32
     c.optim.lr = 3e-4

@@ -1,25 +1,18 @@
 """Federated averaging (McMahan et al. 2017) on the MNIST carve: FedSGD against FedAvg.
 
-100 clients with 80 images each, IID (a shuffle) or non-IID (`shards`: two label-sorted shards
-of 40 a client, so most hold two digits), 10% of them a round. FedSGD: one full-batch gradient
-step a client a round (local_epochs 1, local_batch all, client lr 0.5); FedAvg: 5 local epochs
-in batches of 10 (client lr 0.2); each lr the best of a few tried. The clients of a round are
-one vmapped computation in the one jitted step (aigc_jax/federated.py); the server applies
-their mean weight change (SGD, lr 1). The model is the paper's 2NN (784-200-200-10): with
-per-client weights a vmapped convolution becomes a grouped one, which XLA:CPU runs about 10x
-slower (the paper's CNN: 11 s a FedAvg round here). The 2NN reaches ~96% on this carve, so the
-target is 95% test accuracy.
+Published (full MNIST, their CNN, to 99%): FedSGD 626 rounds against 20 for FedAvg E=5 B=10 on
+IID data (31x); 483 against 173 on non-IID shards (2.8x). Here: 100 clients of 80 images, their
+2NN, to 95%.
 
-The default runs the four and writes DIR/fed_curves.png (accuracy against rounds), DIR/
-fed_table.md and rounds-to-target in DIR/summary.json. Published (full MNIST, their CNN, to
-99%): FedSGD 626 rounds against 20 for FedAvg E=5 B=10 on IID data (31x); 483 against 173 on
-non-IID shards (2.8x).
+Commands (variants: none, the four-run study; `fedsgd_iid`, `fedavg_iid`, `fedsgd_shards`,
+`fedavg_shards` alone; `quick`):
+  python -m experiments.fedavg_mnist --workdir=DIR
+  python -m aigc_jax.main --config=experiments/fedavg_mnist.py:quick --workdir=DIR
 
-Measured (2-core CPU, python -m experiments.fedavg_mnist --workdir=DIR, 53 s for all four):
-rounds to 95%: FedSGD 270 / FedAvg 60 on IID (4.5x fewer), 300 / 212 on shards (1.4x).
+Measured (2-core CPU, jax 0.12; 53 s for all four): rounds to 95%: FedSGD 270 / FedAvg 60 on IID
+(4.5x fewer), 300 / 212 on shards (1.4x). quick (FedAvg IID, 20 rounds): 92.4%, 6.5 s median of 3.
 
-Variants: (none) the study; one of `fedsgd_iid`, `fedavg_iid`, `fedsgd_shards`,
-`fedavg_shards` alone; `quick` (FedAvg IID, 20 rounds: 92.4%, 6.5 s median of 3).
+Full results and notes: docs/compression.md, section 'Federated averaging'.
 """
 
 import json
@@ -27,7 +20,7 @@ import os
 
 import ml_collections
 
-from experiments import common
+from aigc_jax import config as config_lib
 
 TARGET = 0.95
 VARIANTS = ("fedsgd_iid", "fedavg_iid", "fedsgd_shards", "fedavg_shards", "quick")
@@ -35,7 +28,7 @@ PAPER = {"fedsgd_iid": 626, "fedavg_iid": 20, "fedsgd_shards": 483, "fedavg_shar
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  c = common.get_config(task="classify")
+  c = config_lib.get_config(task="classify")
   # McMahan et al.'s 2NN (two hidden layers of 200): per-client weights make a vmapped
   # convolution a grouped one, which XLA:CPU runs ~10x slower than the matmuls of an MLP.
   c.model = ml_collections.ConfigDict({"name": "mlp", "hidden": (200, 200)})
@@ -45,7 +38,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.data.eval_batch_size = 1000
   c.optim.update(name="sgd", lr=1.0, schedule="constant")  # the server: w + mean change
   c.fed.update(enabled=True, clients=100, fraction=0.1)
-  common.add_eval(c, "test", "metrics")
+  config_lib.add_eval(c, "test", "metrics")
   if not arg:
     c.runner = "experiments.fedavg_mnist:study"
     arg = "fedavg_iid"

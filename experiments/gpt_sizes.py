@@ -1,39 +1,18 @@
 r"""GPT decoders at GPT-2's sizes and one ~7B, for ahead-of-time compiles on TPU topologies.
 
-Sizes (variant: layers x heads x width): `124m` 12 x 12 x 768, `350m` 24 x 16 x 1024, `774m`
-36 x 20 x 1280, `1.5b` 48 x 25 x 1600 (GPT-2's four, Radford et al. 2019), `7b` 32 x 32 x 4096
-(LLaMA-7B's shape with GPT-2's 4x GELU MLP: 6.65B parameters). All: context 1024, vocabulary
-50,304 (GPT-2's 50,257 padded to a multiple of 128), tied embeddings, bfloat16 compute with
-float32 parameters and AdamW state, global batch 512 x 1,024 tokens (0.5M, GPT-3's for its small
-models).
+Sizes: GPT-2's four (Radford et al. 2019), `124m`, `350m`, `774m`, `1.5b`, and `7b` (LLaMA-7B's
+shape, 6.65B parameters); context 1024, global batch 512 x 1,024 tokens, bfloat16 compute.
 
 Command (no data and no accelerator needed; `pip install -e ".[tpu]"` for libtpu):
-  python -m aigc_jax.compile --config=experiments/gpt_sizes.py:124m --topology=v5e-256 \
+  python -m aigc_jax.tools.compile --config=experiments/gpt_sizes.py:124m --topology=v5e-256 \
       --config.mesh.data=1 --config.mesh.fsdp=-1 [--config.model.remat=full]
 
-The data section is tiny Shakespeare as bytes so that any variant also trains as it stands (a
-smoke test); a real run points data.name at a large corpus with a BPE tokenizer.
+Compiler estimates per chip (libtpu 0.0.50.1; not runs; MFU is the roofline bound): 7b on
+v5e-256, 1x64x4 (data x fsdp x tensor), remat: 3.1/16 GiB, 79%; 1.5b on v5p-128, 1x64x1:
+77.6/95 GiB, 87%; 124m on v5e-256, 1x256x1: 2.7/16 GiB, 20%. Compiles on the 2-core CPU under
+load: 1-2.5 minutes (124M-7B), 4 minutes for 1.5B's 48 unrolled layers.
 
-Compiler estimates per chip (python -m aigc_jax.compile, libtpu 0.0.50.1; not runs; MFU is the
-roofline bound, max(FLOPs / peak, bytes accessed / HBM bandwidth); mesh data x fsdp x tensor):
-  size  slice    mesh        remat  params+AdamW  temporaries  total/HBM      MFU bound
-  124m  v5e-256  1x256x1     no     0.01 GiB      2.55 GiB     2.7/16 GiB     20%
-  124m  v5p-128  64x1x1      no     1.39 GiB      10.61 GiB    12.1/95 GiB    44%
-  124m  v5p-128  16x1x4      no     0.35 GiB      10.95 GiB    11.4/95 GiB    38%
-  350m  v5e-256  1x256x1     no     0.02 GiB      5.57 GiB     5.8/16 GiB     27%
-  350m  v5p-128  64x1x1      no     3.97 GiB      24.29 GiB    28.5/95 GiB    52%
-  774m  v5e-256  1x256x1     no     0.04 GiB      9.44 GiB     9.9/16 GiB     37%
-  774m  v5p-128  8x8x1       no     1.08 GiB      43.75 GiB    45.4/95 GiB    68%
-  1.5b  v5e-256  1x256x1     yes    17.4 GiB: width 1,600 is not divisible by 256, weights stay
-                                    replicated; XLA: 21.1 GiB of temporaries, does not fit
-  1.5b  v5e-256  1x64x4      yes    0.14 GiB      2.61 GiB     3.0/16 GiB     16% (25 heads over
-                                    4: attention replicated, 44.4 TFLOP a chip against 6ND's 19.1)
-  1.5b  v5p-128  1x64x1      no     0.28 GiB      76.32 GiB    77.6/95 GiB    87%
-  7b    v5e-256  1x64x4      yes    0.29 GiB      2.04 GiB     3.1/16 GiB     79%
-  7b    v5p-128  1x64x1      yes    1.17 GiB      16.30 GiB    18.5/95 GiB    79%
-  1.5b  v5e-256  4x64x1      yes    0.28 GiB      1.37 GiB     2.65/16 GiB    34%
-Compile times on the 2-core CPU machine under load: 1-2.5 minutes (124M-7B), 4 minutes for 1.5B's
-48 unrolled layers.
+Full results and notes: docs/scale.md, section 'GPT sizes on v5e-256 and v5p-128'.
 """
 
 import ml_collections

@@ -1,21 +1,17 @@
 """Iterative magnitude pruning (Han et al. 2015) of LeNet-300-100 and LeNet-5 on the MNIST carve.
 
-One run per network (`prune` option of the train step, aigc_jax/pruning.py): train dense, then
-prune the smallest kernel weights over all layers at once and retrain, four times, to 50%, 75%,
-87.5% and 92% sparsity (8% of the weights kept, Han et al.'s 12x), with the learning rate at a
-tenth from the first round on and decoupled weight decay as the L2 term. The test accuracy just
-before each round (after retraining at the previous sparsity) is the sparsity-accuracy curve:
-DIR/sparsity.png, with DIR/prune_table.md beside the paper's per-layer kept fractions.
+Published (full 60k MNIST, Han et al. 2015 Tables 1-3), keeping 8% of the weights (12x):
+LeNet-300-100 1.64% -> 1.59% error; LeNet-5 0.80% -> 0.77%.
 
-Published (full 60k MNIST, Han et al. 2015 Tables 1-3): LeNet-300-100 1.64% -> 1.59% error
-keeping 8% (fc1 8%, fc2 9%, fc3 26%); LeNet-5 (Caffe's: conv 20 5x5, conv 50 5x5, fc 500)
-0.80% -> 0.77% keeping 8% (conv1 66%, conv2 12%, fc1 8%, fc2 19%).
+Commands (variants: `lenet300`, the default, `lenet5`, `quick`):
+  python -m experiments.prune_mnist --workdir=DIR
+  python -m aigc_jax.main --config=experiments/prune_mnist.py:lenet5 --workdir=DIR
 
-Variants (`--config=experiments/prune_mnist.py:VARIANT`): `lenet300` (default), `lenet5`,
-`quick` (LeNet-300-100, half the steps). Measured (2-core CPU, one run each): LeNet-300-100
-4.35% -> 4.25% error at 92% sparsity (10 s); LeNet-5 1.35% -> 1.50% (2 min 54 s); quick
-4.45% -> 4.45% (9.3 s, median of 3). README
-"Smaller and private models" has the per-layer fractions.
+Measured (2-core CPU, jax 0.12, one run each), error dense -> 92% sparsity: LeNet-300-100
+4.35% -> 4.25% (10 s); LeNet-5 1.35% -> 1.50% (2 min 54 s); quick 4.45% -> 4.45% (9.3 s,
+median of 3).
+
+Full results and notes: docs/compression.md, section 'Pruning'.
 """
 
 import json
@@ -24,7 +20,7 @@ import os
 import ml_collections
 import numpy as np
 
-from experiments import common
+from aigc_jax import config as config_lib
 
 PAPER = {
     "lenet300": {"error_dense": 1.64, "error_pruned": 1.59, "kept": 0.08,
@@ -40,7 +36,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if variant not in ("lenet300", "lenet5", "quick"):
     raise ValueError(f"Unknown variant {variant!r} of prune_mnist; valid: lenet300, lenet5, "
                      "quick.")
-  c = common.get_config(task="classify")
+  c = config_lib.get_config(task="classify")
   if variant == "lenet5":
     c.model = ml_collections.ConfigDict({
         "name": "cnn", "features": (20, 50), "kernels": (5, 5), "strides": (1, 1),
@@ -59,7 +55,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.prune.update(enabled=True, rounds=rounds, scope="global")
   c.train.update(num_steps=rounds[-1][0] + 2 * every, log_every_steps=every // 5,
                  eval_every_steps=every, checkpoint_every_steps=every)
-  common.add_eval(c, "test", "metrics")
+  config_lib.add_eval(c, "test", "metrics")
   c.variant = variant
   c.runner = "experiments.prune_mnist:study"
   return c

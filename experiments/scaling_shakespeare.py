@@ -1,28 +1,19 @@
 """Scaling laws on tiny Shakespeare: GPT sizes x training tokens, Chinchilla's fit, a prediction.
 
-  python -m experiments.scaling_shakespeare --workdir=DIR [--config=...:quick]
+Reference: Hoffmann et al. 2022 (Chinchilla), approach 3: L(N, D) = E + A / N^alpha + B / D^beta,
+fitted (aigc_jax/tools/scaling.py) to `gpt_shakespeare_char:fast` runs at six sizes and three or
+four token budgets, then used to predict a larger held-out run before it trains.
 
-Every run is `gpt_shakespeare_char:fast`'s recipe (rotary, RMSNorm, ReLU^2, QK-norm, skips, Muon
-for the hidden matrices, a warmup-stable-decay schedule matched to each run's length) at one size
-(layers x width, heads of 32) and one token budget (steps x 16 x 64 characters), in
-DIR/runs/<size>_<steps>/, resumable like any run; a finished run is read, not retrained. N counts
-non-embedding parameters (Kaplan et al.'s convention), D training tokens; FLOPs are 6 N D, with
-XLA's count of the whole compiled step (attention, embeddings, head, optimiser) beside it.
+Commands:
+  python -m experiments.scaling_shakespeare --workdir=DIR
+  python -m aigc_jax.main --config=experiments/scaling_shakespeare.py:quick --workdir=DIR
 
-Then (aigc_jax/scaling.py) L(N, D) = E + A / N^alpha + B / D^beta is fitted as Hoffmann et al.
-2022's approach 3 (Huber loss on log L from a grid of starts), with bootstrap intervals; the
-compute-optimal N and D follow for a few budgets. The fit then predicts the held-out larger run
-(`scaling.heldout`), written to DIR/prediction.json before that run trains, and the error is
-reported. DIR gets summary.json, table.md and plots/{frontier,loss_vs_params,isoloss}.png.
-
-Tiny Shakespeare has 1,003,854 training characters: budgets past about one epoch repeat data,
-and the loss then flattens with D faster than the law's power (Muennighoff et al. 2023), which
-bends the largest budgets' points above the fitted surface.
-
-Measured on the 2-core CPU machine (README "Scaling laws"): the full study (24 runs + 1) in 14 min
-9 s, L = 1.162 + 4.19 / N^0.250 + 42.8 / D^0.347, N_opt ~ C^0.58 [0.49, 0.74] (Chinchilla: 0.50);
+Measured (2-core CPU, jax 0.12): the full study (24 runs + 1) in 14 min 9 s,
+L = 1.162 + 4.19 / N^0.250 + 42.8 / D^0.347, N_opt ~ C^0.58 [0.49, 0.74] (Chinchilla: 0.50);
 the held-out 3.5M-parameter run at 819k tokens predicted 1.6387, measured 1.6342. `quick` (18 + 1
 runs) in 4 min 34 s: held-out 3.1M x 205k predicted 1.8817, measured 1.8867.
+
+Full results and notes: docs/results.md, section 'Scaling laws'.
 """
 
 import json
@@ -32,7 +23,8 @@ import time
 import jax
 import ml_collections
 
-from experiments import common, gpt_shakespeare_char
+from aigc_jax import config as config_lib
+from experiments import gpt_shakespeare_char
 
 TOKENS_PER_STEP = 16 * 64  # batch x context of the fast recipe
 
@@ -45,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c = gpt_shakespeare_char.get_config("fast")
   c.runner = "experiments.scaling_shakespeare:study"
   c.evals = ml_collections.ConfigDict()  # the whole validation split at the end, no samples
-  common.add_eval(c, "validation", "metrics")
+  config_lib.add_eval(c, "validation", "metrics")
   c.train.update(log_every_steps=25, best_metric="")
   c.scaling = ml_collections.ConfigDict(dict(
       sizes=SIZES, steps=(100, 200, 400, 800),
@@ -84,7 +76,7 @@ def run_config(c, layers: int, width: int, steps: int):
 
 
 def _check(c) -> None:
-  from aigc_jax import scaling  # pylint: disable=import-outside-toplevel
+  from aigc_jax.tools import scaling  # pylint: disable=import-outside-toplevel
   from aigc_jax.errors import ConfigError  # pylint: disable=import-outside-toplevel
   points = len(set(c.scaling.sizes)) * len(set(c.scaling.steps))
   if points < scaling.MIN_POINTS or len(set(c.scaling.sizes)) < 2 or len(set(c.scaling.steps)) < 2:
@@ -116,7 +108,8 @@ def _train(c, workdir: str, layers: int, width: int, steps: int) -> dict:
 def study(c, workdir: str) -> dict:
   """The whole study (see the module docstring); returns what summary.json holds."""
   import numpy as np  # pylint: disable=import-outside-toplevel
-  from aigc_jax import scaling, writers  # pylint: disable=import-outside-toplevel
+  from aigc_jax import writers  # pylint: disable=import-outside-toplevel
+  from aigc_jax.tools import scaling
   from aigc_jax.errors import ConfigError  # pylint: disable=import-outside-toplevel
   _check(c)
   t0 = time.perf_counter()

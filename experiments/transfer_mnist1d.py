@@ -1,32 +1,23 @@
 """SimCLR on MNIST-1D, then few labels: the pretrain-then-transfer table beside the paper's
-supervised table.
+supervised table (Greydanus 2020).
 
   python -m experiments.transfer_mnist1d --workdir=DIR [--variant=quick]
 
-Rows: the raw sequences (logistic regression), the paper's 1-d CNN from scratch, and the same CNN
-whose convolutions come from `simclr_mnist1d:long` (800 epochs; `--variant=quick`: the
-notebook's 200) through `config.init` ("Conv_i <- encoder/Conv_i"). Columns: linear probe and kNN
-(k=10, cosine) of the frozen 125-d representation with all 4,000 training labels, then
-fine-tuning the whole CNN on 10, 100 or all 400 labels per class (stratified, a new draw per
-seed), seeds 0, 1, 2, with the paper's recipe: Adam 1e-2, batch 100; 300, 600 and 6,000 steps.
-Test accuracy on the 1,000 test sequences. Every stage is a resumable workdir under DIR; the
-table lands in DIR/transfer.md, .json and .png.
-
-Measured (2-core CPU, 1 min 55 s for the whole command, one run; test accuracy %, fine-tuning
-mean ± std over seeds 0-2):
+Measured (2-core CPU, jax 0.12, 1 min 55 s for the whole command, one run; test accuracy %,
+fine-tuning mean ± std over seeds 0-2):
 
   representation        probe  kNN   10/class     100/class    all
   raw sequences          32.0  50.5  20.1 ± 3.1   29.7 ± 0.8   31.3 ± 1.0
   1-d CNN from scratch   45.6  49.4  22.8 ± 3.0   67.8 ± 2.6   93.5 ± 1.5
   SimCLR-pretrained      88.9  86.7  53.6 ± 4.9   83.3 ± 1.2   93.5 ± 0.4
 
-The scratch CNN with all labels is the paper's supervised recipe: 93.5 ± 1.5 as in
-experiments/mnist1d.py.
+Full results and notes: docs/results.md, section 'Contrastive learning'.
 """
 
 import ml_collections
 
-from experiments import common, mnist1d, simclr_mnist1d, transfer_mnist
+from aigc_jax import config as config_lib
+from experiments import mnist1d, simclr_mnist1d, transfer_mnist
 
 ROWS = ("pixels", "random", "simclr")
 NAMES = {"pixels": "raw sequences (40)", "random": "1-d CNN from scratch",
@@ -58,8 +49,8 @@ def classifier_config(rep: str, labels: int, seed: int, init_workdir: str = "",
     fn = "input" if rep == "pixels" else "encode"
     if rep != "pixels":
       c.freeze = "^Conv_"
-    common.add_eval(c, "probe", "linear_probe", fn=fn, every_steps=-1)
-    common.add_eval(c, "knn", "knn", fn=fn, k=10, every_steps=-1)
+    config_lib.add_eval(c, "probe", "linear_probe", fn=fn, every_steps=-1)
+    config_lib.add_eval(c, "knn", "knn", fn=fn, k=10, every_steps=-1)
   return c
 
 

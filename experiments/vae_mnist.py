@@ -1,19 +1,9 @@
 """Variational autoencoder on dynamically binarised MNIST, with the importance-weighted bound.
 
 Reference: the Flax examples' VAE (784-500-20 MLP, Bernoulli decoder, Adam 1e-3, batch 128):
-test negative ELBO 107.05 +- 0.25 nats after 30 epochs on the full 60k statically binarised
-MNIST. Ours trains on the local 8,000-image carve (`mnist_idx`) with a fresh binarisation of
-every batch ("binarize" in config.augment) and evaluates on the 2,000 held-out images binarised
-once with a fixed key; with 7.5x fewer training images the train/test gap is ours to report.
+test negative ELBO 107.05 +- 0.25 nats after 30 epochs on the full 60k statically binarised MNIST.
 
-Evaluators (DIR/summary.json, DIR/samples/): `test` (single-sample negative ELBO, its
-reconstruction and KL terms), `iwae` (the IWAE bound with k = 1,000 samples: `iwae_nll`, the
-NLL estimate, and `iwae_neg_elbo` over the same samples), `train_elbo` (the ELBO on the training
-split, for the gap), `samples` and `reconstructions` grids, `probe` / `knn` of the mean code.
-Variants (comma-separated): `quick` (10 epochs), `latent2` (a 2-d latent and the latent-space
-walk, DIR/samples/walk_step_N.png), `warmup` (KL annealed in over the first 10 epochs).
-
-Commands:
+Commands (variants combine with commas: quick, latent2, warmup):
   python -m experiments.vae_mnist --workdir=DIR
   python -m aigc_jax.main --config=experiments/vae_mnist.py:quick --workdir=DIR
 
@@ -21,34 +11,35 @@ Measured (2-core CPU, jax 0.12; nats per image; wall time of the whole command, 
   default: test -ELBO 107.13, IWAE (k=1,000) NLL bound 101.66, train -ELBO 103.45 (gap 3.7),
            KL 26.7; probe of the mean code 88.6%, kNN 95.7%; 29 s.
   quick:   test -ELBO 114.80, IWAE 109.21, train -ELBO 112.37; probe 88.2%, kNN 95.3%; 25 s.
-The reference's 107.05 is on 60k statically binarised images; ours is on 2,000 held-out images
-binarised once, after training on 8,000: the gap to the training ELBO is the cost of less data.
+
+Full results and notes: docs/results.md, section 'Representation learning'.
 """
 
 import ml_collections
 
-from experiments import ae_mnist, common
+from aigc_jax import config as config_lib
+from experiments import ae_mnist
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   chosen = _variants(arg)
-  c = common.get_config(task="vae")
+  c = config_lib.get_config(task="vae")
   c.model = ml_collections.ConfigDict(dict(
       name="autoencoder", kind="mlp", hidden=(500,), latent_dim=20, variational=True,
       image_shape=(28, 28, 1)))
   ae_mnist.mnist(c, 10.0 if "quick" in chosen else 30.0)
   c.augment = "binarize"
-  common.add_eval(c, "test", "metrics", augment="binarize")
-  common.add_eval(c, "train_elbo", "metrics", split="train", every_steps=-1, augment="binarize")
-  common.add_eval(c, "iwae", "iwae", k=1000, chunk=100, batch_size=400, every_steps=-1,
+  config_lib.add_eval(c, "test", "metrics", augment="binarize")
+  config_lib.add_eval(c, "train_elbo", "metrics", split="train", every_steps=-1, augment="binarize")
+  config_lib.add_eval(c, "iwae", "iwae", k=1000, chunk=100, batch_size=400, every_steps=-1,
                   augment="binarize")
-  common.add_eval(c, "samples", "sample_grid", value_range=(0.0, 1.0))
-  common.add_eval(c, "reconstructions", "reconstruction_grid", augment="binarize")
+  config_lib.add_eval(c, "samples", "sample_grid", value_range=(0.0, 1.0))
+  config_lib.add_eval(c, "reconstructions", "reconstruction_grid", augment="binarize")
   ae_mnist.representation_evals(c)
   c.train.update(best_metric="test_neg_elbo", best_mode="min")
   if "latent2" in chosen:
     c.model.latent_dim = 2
-    common.add_eval(c, "walk", "latent_walk")
+    config_lib.add_eval(c, "walk", "latent_walk")
   if "warmup" in chosen:
     c.vae.kl_warmup_steps = 625
   return c

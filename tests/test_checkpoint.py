@@ -8,12 +8,12 @@ import pytest
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from aigc_jax import checkpoint, sharding
-from aigc_jax.data import pipeline
+from aigc_jax.data import pipeline, splits
 from aigc_jax.errors import ConfigError
 
 
 def _iterator():
-  split = pipeline.Split(columns={"x": np.arange(40)}, source=None, fn=None)
+  split = splits.Records(columns={"x": np.arange(40)}, source=None, fn=None)
   return pipeline.train_iterator(split, global_batch=8, seed=0, process_index=0, process_count=1)
 
 

@@ -9,15 +9,16 @@ import pytest
 
 from aigc_jax import evaluators, step as step_lib, train
 from aigc_jax.errors import ConfigError
-from experiments import ae_mnist, cnn_mnist, common, dcgan_mnist, gpt_shakespeare_char, mnist1d
+from aigc_jax import config as config_lib
+from experiments import ae_mnist, cnn_mnist, dcgan_mnist, gpt_shakespeare_char, mnist1d
 from tests import helpers
 
 
 def test_several_evaluators_splits_and_cadences_in_one_run(tfds_dir, tmp_path):
   c = helpers.tiny_config(tfds_dir, num_steps=20)
-  common.add_eval(c, "train_fit", "metrics", split="train", every_steps=5)
-  common.add_eval(c, "pixels", "linear_probe", fn="input", every_steps=-1, l2_grid=(1e-2,))
-  common.add_eval(c, "pixels_knn", "knn", fn="input", every_steps=-1, k=5)
+  config_lib.add_eval(c, "train_fit", "metrics", split="train", every_steps=5)
+  config_lib.add_eval(c, "pixels", "linear_probe", fn="input", every_steps=-1, l2_grid=(1e-2,))
+  config_lib.add_eval(c, "pixels_knn", "knn", fn="input", every_steps=-1, k=5)
   s = train.run(c, str(tmp_path))
   steps = {name: [e["step"] for e in helpers.metrics(str(tmp_path), name)]
            for name in ("test", "train_fit", "pixels", "pixels_knn")}
@@ -45,13 +46,13 @@ def test_evaluator_rng_is_per_name_and_step_and_replays():
     (lambda c: c.evals.update({"x": {"every_steps": 5}}), "has no 'type'"),
     (lambda c: c.evals.update({"x": {"type": "knn", "neighbours": 3}}),
      r"unknown key\(s\) \['neighbours'\]"),
-    (lambda c: common.add_eval(c, "p", "linear_probe", augment="zoom(2)"),
+    (lambda c: config_lib.add_eval(c, "p", "linear_probe", augment="zoom(2)"),
      "Unknown augmentation op 'zoom'"),
-    (lambda c: common.add_eval(c, "p", "linear_probe"),
+    (lambda c: config_lib.add_eval(c, "p", "linear_probe"),
      "needs the task's 'encode' function, but task 'classify' provides"),
     (lambda c: setattr(c.train, "best_metric", "accuracy"),
      "best_metric='accuracy' must be '<evaluator>_<metric>'"),
-    (lambda c: (common.add_eval(c, "big", "metrics", batch_size=12),
+    (lambda c: (config_lib.add_eval(c, "big", "metrics", batch_size=12),
                 c.mesh.update(data=-1)), r"evals.big.batch_size .* not divisible"),
     (lambda c: setattr(c, "augment", "gaussian_noise(-1)"), "std"),
 ])

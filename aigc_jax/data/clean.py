@@ -19,6 +19,7 @@ import collections
 import concurrent.futures
 import dataclasses
 import hashlib
+import json
 import multiprocessing
 import os
 import shutil
@@ -31,7 +32,7 @@ import numpy as np
 
 from aigc_jax.data import dedupe, docops
 from aigc_jax.data import quality  # noqa: F401  pylint: disable=unused-import  (registers ops)
-from aigc_jax.data.ops import parse_calls
+from aigc_jax.registry import parse_calls
 from aigc_jax.errors import ConfigError
 
 BATCH_CHARS = 1 << 21  # characters per worker batch: big enough to amortise the hand-off
@@ -657,8 +658,9 @@ def _write_report(_, path, plan, counts, read_stats, exact_removed, near, pairs,
   report.update(documents_out=kept[0], bytes_out=kept[1], words_out=kept[2])
   report.update(read_stats)
   report.update(extra)
+  # Here, not at the top: the spawned cleaning workers import this module, and writers would
+  # bring jax into each of them.
   from aigc_jax import writers  # pylint: disable=import-outside-toplevel
-  import json  # pylint: disable=import-outside-toplevel
   writers.atomic_write(path, json.dumps(report, indent=1))
   if kept[0] == 0:
     raise ConfigError(f"Cleaning {plan.spec!r} removed every document; relax data.text.clean.")

@@ -4,12 +4,12 @@ Each op is a factory: `op(*args, **kwargs)` returns a pure function example -> e
 of numpy arrays. `parse` checks every name and argument at config time, before any data is read.
 """
 
-import ast
 from typing import Callable
 
 import numpy as np
 
 from aigc_jax.errors import ConfigError
+from aigc_jax.registry import parse_calls
 
 Example = dict
 OPS: dict[str, Callable[..., Callable[[Example], Example]]] = {}
@@ -85,38 +85,6 @@ def rename(**mapping: str):
 @op
 def keep(*keys: str):
   return lambda ex: {k: ex[k] for k in keys}
-
-
-def _parse_call(text: str):
-  try:
-    node = ast.parse(text.strip(), mode="eval").body
-  except SyntaxError as e:
-    raise ConfigError(f"Cannot parse preprocessing op {text!r}: {e.msg}.") from None
-  if isinstance(node, ast.Name):
-    return node.id, (), {}
-  if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)):
-    raise ConfigError(f"Preprocessing op {text!r} is not of the form name(args).")
-  try:
-    args = tuple(ast.literal_eval(a) for a in node.args)
-    kwargs = {k.arg: ast.literal_eval(k.value) for k in node.keywords}
-  except ValueError:
-    raise ConfigError(f"Arguments of preprocessing op {text!r} must be literals.") from None
-  return node.func.id, args, kwargs
-
-
-def parse_calls(spec: str, registry: dict, kind: str) -> list[tuple[str, Callable]]:
-  """"a|b(1, k=2)" -> [(text, registry[name](*args, **kwargs))], checked against `registry`."""
-  out = []
-  for part in filter(None, (p.strip() for p in spec.split("|"))):
-    name, args, kwargs = _parse_call(part)
-    if name not in registry:
-      raise ConfigError(f"Unknown {kind} {name!r} in {spec!r}; "
-                        f"valid ops: {', '.join(sorted(registry))}.")
-    try:
-      out.append((part, registry[name](*args, **kwargs)))
-    except TypeError as e:
-      raise ConfigError(f"Bad arguments for {kind} {part!r}: {e}.") from None
-  return out
 
 
 def parse(spec: str) -> Callable[[Example], Example]:

@@ -1,4 +1,5 @@
-"""grain input pipelines: seeded per-epoch shuffles, per-host shards, checkpointable iterators.
+"""Splits by data config, and grain input pipelines over them: seeded per-epoch shuffles,
+per-host shards, checkpointable iterators.
 
 The pipeline is a grain graph over *global batches of indices*: every host draws the same
 per-epoch permutation and keeps its own slice of each global batch, so the examples a step trains
@@ -7,7 +8,6 @@ sets are decoded and preprocessed once into host memory as columns (`cache=True`
 are gathered by index; large ones read their records from the array_record source per batch.
 """
 
-import dataclasses
 import math
 import sys
 
@@ -15,66 +15,8 @@ import grain
 import jax
 import numpy as np
 
-from aigc_jax.data import ops, sources
+from aigc_jax.data import clean, ops, sources, splits, tokens
 from aigc_jax.errors import ConfigError
-
-_READ_CHUNK = 1024
-
-
-def _read(source, indices: list[int]):
-  # Record by record: tfds' batched __getitems__ breaks under tfds.testing.mock_data, and
-  # decoding, not reading, dominates either way.
-  return [source[i] for i in indices]
-
-
-def to_columns(source, fn) -> dict[str, np.ndarray]:
-  """Reads every record of `source`, applies `fn`, stacks each feature into one array."""
-  rows = []
-  for start in range(0, len(source), _READ_CHUNK):
-    idx = list(range(start, min(start + _READ_CHUNK, len(source))))
-    rows.extend(fn(r) for r in _read(source, idx))
-  if not rows:
-    raise ConfigError("The data split is empty.")
-  return _stack(rows)
-
-
-def _stack(rows: list[dict]) -> dict[str, np.ndarray]:
-  """Records -> one array per feature, in JAX's 32-bit types."""
-  return {k: _x32(np.stack([np.asarray(r[k]) for r in rows])) for k in rows[0]}
-
-
-def _x32(x: np.ndarray) -> np.ndarray:
-  """64-bit numbers -> 32-bit: JAX computes in 32 bits unless x64 is enabled."""
-  if x.dtype == np.int64:
-    return x.astype(np.int32)
-  if x.dtype == np.float64:
-    return x.astype(np.float32)
-  return x
-
-
-@dataclasses.dataclass
-class Split:
-  """One split: preprocessed columns in memory, or a lazily mapped record source."""
-  columns: dict | None
-  source: object | None
-  fn: object
-
-  def __len__(self):
-    return len(next(iter(self.columns.values()))) if self.columns else len(self.source)
-
-  def example_spec(self) -> dict:
-    if self.columns:
-      return {k: (v.shape[1:], v.dtype) for k, v in self.columns.items()}
-    ex = self.fn(self.source[0])
-    return {k: (np.shape(v), np.asarray(v).dtype) for k, v in ex.items()}
-
-  def load(self, indices) -> dict:
-    """The preprocessed examples at `indices`, stacked feature by feature."""
-    if self.columns:
-      return {k: v[indices] for k, v in self.columns.items()}
-    recs = [self.fn(r) for r in _read(self.source, [int(i) for i in indices])]
-    return _stack(recs)
-
 
 class GlobalBatchIndices(grain.MapDataset):
   """Element i: this host's slice of global batch i, under a fresh permutation every epoch.
@@ -117,32 +59,16 @@ class GlobalBatchIndices(grain.MapDataset):
 def validate(data_config) -> None:
   """Data-config errors that need no data: preprocessing ops, cleaning ops, tokenizer settings,
   the labelled subset."""
-  from aigc_jax.data import clean, lm  # pylint: disable=import-outside-toplevel
   ops.parse(data_config.preprocess)
   clean.parse(data_config.text.clean)
   if data_config.tokenizer:
-    lm.validate(data_config)
+    tokens.validate(data_config)
   if data_config.labels_per_class < 0:
     raise ConfigError(f"data.labels_per_class={data_config.labels_per_class} must be >= 0 "
                       "(0: every training example).")
 
 
-def stratified_subset(labels, per_class: int, seed: int) -> np.ndarray:
-  """Sorted indices of `per_class` examples of every class, drawn with `seed`; a class with
-  fewer examples is an error."""
-  labels = np.asarray(labels).reshape(len(labels), -1)[:, 0]
-  rng = np.random.default_rng(seed)
-  picked = []
-  for k in np.unique(labels):
-    idx = np.flatnonzero(labels == k)
-    if len(idx) < per_class:
-      raise ConfigError(f"data.labels_per_class={per_class} but class {k} has only {len(idx)} "
-                        "training examples; lower it.")
-    picked.append(rng.choice(idx, per_class, replace=False))
-  return np.sort(np.concatenate(picked))
-
-
-def load_train_split(data_config, seed: int) -> Split:
+def load_train_split(data_config, seed: int) -> splits.Split:
   """The training split, or with data.labels_per_class > 0 a stratified labelled subset of it
   (drawn with data.subset_seed, or the run's seed when that is -1): few-label transfer."""
   split = load_split(data_config, data_config.train_split)
@@ -152,24 +78,26 @@ def load_train_split(data_config, seed: int) -> Split:
   if not split.columns or "label" not in split.columns:
     raise ConfigError("data.labels_per_class needs a labelled training split held in memory "
                       "(data.cache=True, a 'label' feature).")
-  idx = stratified_subset(split.columns["label"], n,
+  idx = splits.stratified_subset(split.columns["label"], n,
                           seed if data_config.subset_seed < 0 else data_config.subset_seed)
-  return Split(columns={k: v[idx] for k, v in split.columns.items()}, source=None, fn=split.fn)
+  return splits.Records(columns={k: v[idx] for k, v in split.columns.items()}, source=None,
+                        fn=split.fn)
 
 
-def load_split(data_config, split: str) -> Split:
-  if data_config.tokenizer:  # a text data set as token sequences (language models)
-    from aigc_jax.data import lm
-    return lm.load_split(data_config, split)
+def load_split(data_config, split: str) -> splits.Split:
+  """The one place that picks a split's kind: token sequences of a text data set when
+  data.tokenizer is set (language models), else preprocessed records."""
+  if data_config.tokenizer:
+    return tokens.load_split(data_config, split)
   fn = ops.parse(data_config.preprocess)
   builder = sources.get_builder(data_config)
   source = sources.get_source(builder, split)
   if data_config.cache:
-    return Split(columns=to_columns(source, fn), source=None, fn=fn)
-  return Split(columns=None, source=source, fn=fn)
+    return splits.Records(columns=splits.to_columns(source, fn), source=None, fn=fn)
+  return splits.Records(columns=None, source=source, fn=fn)
 
 
-def train_iterator(split: Split, *, global_batch: int, seed: int, process_index: int,
+def train_iterator(split: splits.Split, *, global_batch: int, seed: int, process_index: int,
                    process_count: int, prefetch: int = 2, shuffle: bool = True):
   """An endless, per-epoch reshuffled iterator of this host's batches; `get_state()` resumes it."""
   if len(split) < global_batch:
@@ -183,7 +111,7 @@ def train_iterator(split: Split, *, global_batch: int, seed: int, process_index:
   return iter(it_ds)
 
 
-def eval_batches(split: Split, *, local_batch: int, process_index: int, process_count: int):
+def eval_batches(split: splits.Split, *, local_batch: int, process_index: int, process_count: int):
   """Every example once, in order, split over hosts; the last batches are padded and masked so
   every host runs the same number of batches."""
   n = len(split)
@@ -198,7 +126,7 @@ def eval_batches(split: Split, *, local_batch: int, process_index: int, process_
     yield batch
 
 
-def batch_spec(split: Split, global_batch: int) -> dict:
+def batch_spec(split: splits.Split, global_batch: int) -> dict:
   """Abstract global batch: what models are initialised and the step is compiled with."""
   return {k: jax.ShapeDtypeStruct((global_batch,) + tuple(shape), dtype)
           for k, (shape, dtype) in split.example_spec().items()}

@@ -5,10 +5,12 @@ directory; every other name goes to the tfds catalog unchanged. "name/config" pi
 config, as in tfds.
 """
 
+import dataclasses
 import os
 import shlex
 
 import jax
+import ml_collections
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
@@ -20,6 +22,18 @@ DATA_ENV = "AIGC_JAX_DATA"
 
 def local_builders() -> list[str]:
   return registry.available("aigc_jax.data.builders")
+
+
+def builder_sections() -> dict:
+  """{key: ConfigDict of defaults} of every local builder with build options (`SECTION`)."""
+  out = {}
+  for name in local_builders():
+    section = getattr(registry.import_member("aigc_jax.data.builders", name, "data set"),
+                      "SECTION", None)
+    if section:
+      key, options_cls = section
+      out[key] = ml_collections.ConfigDict(dataclasses.asdict(options_cls()))
+  return out
 
 
 def raw_dir(data_config) -> str:

@@ -22,6 +22,7 @@ from aigc_jax.errors import ConfigError
 
 EOT = "<|endoftext|>"
 MASK = "<|mask|>"  # masked language models' [MASK]
+WORKDIR_FILE = "tokenizer.json"  # a trained text run's tokenizer, in its workdir
 _NAME = re.compile(r"^(char|byte|(bpe|unigram):(\d+))$")
 
 

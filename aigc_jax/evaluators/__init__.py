@@ -19,8 +19,10 @@ import jax
 import ml_collections
 import numpy as np
 
-from aigc_jax import augment as augment_lib, registry, sharding
+from aigc_jax import registry, sharding
+from aigc_jax.options import augment as augment_lib
 from aigc_jax.data import pipeline
+from aigc_jax.data.splits import Split
 from aigc_jax.errors import ConfigError
 
 COMMON = {
@@ -34,6 +36,8 @@ COMMON = {
 
 
 def _module(type_: str):
+  if "." in type_:  # an evaluator module of one's own project
+    return registry.import_member("aigc_jax.evaluators", type_, "evaluator type")
   names = types()
   if type_ not in names:
     raise ConfigError(f"Unknown evaluator type {type_!r}. Valid types: {', '.join(names)}.")
@@ -112,7 +116,7 @@ class Context:
                         "config.evals or pick one that fits the task.")
     return fns[name]
 
-  def split(self, name: str) -> pipeline.Split:
+  def split(self, name: str) -> Split:
     """A whole data split (preprocessed), loaded once per run."""
     if name not in self.splits:
       self.splits[name] = pipeline.load_split(self.config.data, name)

@@ -8,7 +8,8 @@ import einops
 import jax
 import numpy as np
 
-from aigc_jax import augment as augment_lib, evaluators
+from aigc_jax import evaluators
+from aigc_jax.options import augment as augment_lib
 from aigc_jax.evaluators import grid
 
 DEFAULTS = {"num": 8, "value_range": (0.0, 1.0)}

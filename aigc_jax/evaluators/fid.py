@@ -9,8 +9,6 @@ with the real-versus-real floor, not with papers' Inception-v3 FID on other data
   IS  = exp(E_x KL(p(y|x) || p(y)))                          over class probabilities
 """
 
-import hashlib
-import importlib
 import json
 import os
 import re
@@ -95,40 +93,6 @@ class Classifier:
     return (np.concatenate([o[0] for o in out]), np.concatenate([o[1] for o in out]))
 
 
-def cache_root() -> str:
-  return os.environ.get("AIGC_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
-                                                          "aigc_jax")
-
-
-def classifier_workdir(ec, data_config, progress_bar: bool = True) -> str:
-  """`ec.classifier_workdir` if set (it must exist), else a classifier trained once on this
-  data set's training split with the experiment module `ec.classifier` and cached under
-  $AIGC_JAX_CACHE (default ~/.cache/aigc_jax)/classifiers/."""
-  if ec.classifier_workdir:
-    if not os.path.isdir(ec.classifier_workdir):
-      raise ConfigError(f"classifier_workdir={ec.classifier_workdir!r} does not exist. Train "
-                        "a classifier there (python -m experiments.cnn_mnist --workdir=DIR) or "
-                        "leave it empty to train and cache one automatically.")
-    return ec.classifier_workdir
-  try:
-    c = importlib.import_module(ec.classifier).get_config()
-  except ImportError as e:
-    raise ConfigError(f"classifier={ec.classifier!r} is not an importable experiment module "
-                      f"({e}); run from the repository root or set classifier_workdir.") from e
-  for k in ("name", "data_dir", "tfds_dir", "train_split", "eval_split", "cache"):
-    c.data[k] = data_config[k]
-  c.train.progress_bar = progress_bar
-  key = hashlib.sha256(c.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:10]
-  name = re.sub(r"[^A-Za-z0-9_.-]", "_", data_config.name)
-  workdir = os.path.join(cache_root(), "classifiers", f"{name}-{key}")
-  if not os.path.exists(os.path.join(workdir, "summary.json")):
-    print(f"Training the evaluation classifier ({ec.classifier}) once into {workdir} ...",
-          flush=True)
-    from aigc_jax import train  # pylint: disable=import-outside-toplevel  (train imports tasks)
-    train.run(c, workdir)
-  return workdir
-
-
 # The evaluator: FID / IS / class histogram of samples from the task's `sample` function, with
 # the real data's values beside them. The real statistics are computed once: features of the
 # training split (the FID reference) and of the evaluated split (the real-versus-real floor, and
@@ -137,8 +101,11 @@ def classifier_workdir(ec, data_config, progress_bar: bool = True) -> str:
 # and over all `samples` (`fid_all`).
 DEFAULTS = {
     "samples": 10_000,  # generated images scored per evaluation
-    "classifier": "experiments.cnn_mnist",  # trained once per data set when no workdir given
-    "classifier_workdir": "",  # a trained classifier workdir to score with
+    # The scorer: a trained classifier workdir. Empty, `python -m aigc_jax.main` (or
+    # aigc_jax/tools/scorer.py) fills it in before the run with the experiment `classifier`
+    # trained once on this data set's training split and cached by a hash of its config.
+    "classifier": "experiments.cnn_mnist",
+    "classifier_workdir": "",
     "train_split": "",  # the FID reference; "": data.train_split
     "value_range": (-1.0, 1.0),  # of the samples and of the data's "input"
     "seed_offset": 2,  # noise key PRNGKey(seed + seed_offset), the same at every evaluation
@@ -156,7 +123,17 @@ def make(name, ec, ctx):
   sample = ctx.fn("sample", name)
   labels_fn = ctx.task.eval_fns.get("labels", lambda n, grouped: None)
   lo, hi = ec.value_range
-  classifier = Classifier(classifier_workdir(ec, config.data, config.train.progress_bar))
+  if not ec.classifier_workdir:
+    raise ConfigError(
+        f"evals.{name}.classifier_workdir is empty: FID/IS score with a trained classifier, "
+        "which the evaluator never trains itself. Run through `python -m aigc_jax.main` (it "
+        "prepares and caches one), prepare it with `python -m aigc_jax.tools.scorer "
+        "--config=...`, or name a classifier workdir.")
+  if not os.path.isdir(ec.classifier_workdir):
+    raise ConfigError(f"classifier_workdir={ec.classifier_workdir!r} does not exist. Train a "
+                      "classifier there (python -m experiments.cnn_mnist --workdir=DIR) or "
+                      "leave it empty to have one prepared and cached.")
+  classifier = Classifier(ec.classifier_workdir)
   real = {}
   train_split = ec.train_split or config.data.train_split
   for split in (train_split, ec.split):

@@ -13,6 +13,7 @@ from typing import Sequence
 import flax.linen as nn
 from flax.core import FrozenDict
 
+from aigc_jax import models
 from aigc_jax.errors import ConfigError
 from aigc_jax.layers.dense import Dense
 
@@ -35,7 +36,6 @@ class Model(nn.Module):
     super().__post_init__()
 
   def setup(self):
-    from aigc_jax import models  # pylint: disable=import-outside-toplevel
     self.encoder = models.get_model(dict(self.backbone))
     if not hasattr(self.encoder, "features"):
       raise ConfigError(f"model.backbone {self.backbone['name']!r} has no features method; "

@@ -1,8 +1,9 @@
 """Decoder-only transformer (GPT-2 layout): pre-LayerNorm blocks, GELU MLP (tanh form, as GPT-2;
 15% faster than erf on CPU), learned positions or rotary embeddings, optionally tied input/output
 embeddings and rematerialised blocks. Weights are fp32 with logical axis names; the compute
-precision is config.compute_dtype's (precision.py), or `dtype` when set. Initialised as GPT-2:
-N(0, 0.02), the residual output projections scaled by 1/sqrt(2 * layers).
+precision is config.compute_dtype's (options/precision.py), or `dtype` when set. Initialised as GPT-2:
+N(0, 0.02), the residual output projections scaled by 1/sqrt(2 * layers). The block itself is
+layers/transformer.py's, shared with the MAE and the ViT.
 
 `causal=False` makes the same network bidirectional (a masked language model's encoder). Negative
 token ids are padding, allowed at the end of a sequence only: they are embedded as id 0 and, in a
@@ -13,7 +14,6 @@ which take effect inside the train step's mesh: the batch stays split over data 
 weights' sharding.
 """
 
-import math
 
 import flax.linen as nn
 import jax
@@ -21,119 +21,7 @@ import jax.numpy as jnp
 
 from aigc_jax import sharding
 from aigc_jax.errors import ConfigError
-from aigc_jax.layers import attention
-
-
-def _normal(std, names):
-  return nn.with_logical_partitioning(nn.initializers.normal(std), names)
-
-
-def _zeros(names):
-  return nn.with_logical_partitioning(nn.initializers.zeros_init(), names)
-
-
-# Logical names of activation dimensions: [batch, length, width] and the like.
-_BTD = ("activation_batch", "activation_length", "activation_embed")
-
-
-def _constrain(x, *names):
-  return sharding.constrain(x, ("activation_batch", "activation_length") + names)
-
-
-def _layer_norm(dtype, use_bias, name=None):
-  return nn.LayerNorm(epsilon=1e-5, dtype=dtype, name=name, use_bias=use_bias,
-                      scale_init=nn.with_logical_partitioning(nn.initializers.ones, ("embed",)),
-                      bias_init=_zeros(("embed",)))
-
-
-NORMS = ("layer", "rms")
-MLPS = ("gelu", "relu2")
-
-
-def _norm(kind, dtype, use_bias, name=None):
-  """GPT-2's LayerNorm, or a parameter-free RMSNorm (no scale, no bias: modded-nanogpt's)."""
-  if kind == "rms":
-    return nn.RMSNorm(epsilon=1e-6, dtype=dtype, use_scale=False, name=name)
-  return _layer_norm(dtype, use_bias, name)
-
-
-def _scalars(module, name, values):
-  """Learned mixing weights (replicated), starting at `values`."""
-  init = nn.with_logical_partitioning(lambda *_: jnp.asarray(values, jnp.float32), (None,))
-  return module.param(name, init)
-
-
-class Block(nn.Module):
-  num_heads: int
-  num_layers: int
-  dropout: float
-  dtype: jnp.dtype
-  attention_impl: str
-  use_bias: bool
-  rotary: bool
-  causal: bool = True  # False: bidirectional (a ViT or masked-LM encoder block)
-  # Recipe options (see Model): norm kind, MLP activation, QK-norm, zero-initialised output
-  # projections, value residual (mix in the first block's values), x0 skip (mix in the input).
-  norm: str = "layer"
-  mlp: str = "gelu"
-  qk_norm: bool = False
-  zero_init: bool = False
-  value_residual: bool = False
-  x0_skip: bool = False
-
-  @nn.compact
-  def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0,
-               lengths_B=None, x0_BTD=None, v1=None):
-    """The block's output; with value_residual, (output, this block's own values) so the
-    model can hand the first block's values to the others as `v1`."""
-    x_BTD = sharding.constrain(x_BTD, _BTD)
-    if self.x0_skip and x0_BTD is not None:
-      lam = _scalars(self, "x0_lambdas", [1.0, 0.0]).astype(x_BTD.dtype)
-      x_BTD = lam[0] * x_BTD + lam[1] * x0_BTD
-    D = x_BTD.shape[-1]
-    H = D // self.num_heads
-    proj_std = 0.02 / math.sqrt(2 * self.num_layers)
-    proj_init = _zeros if self.zero_init else (lambda names: _normal(proj_std, names))
-    drop = nn.Dropout(self.dropout, deterministic=not train)
-    h = _norm(self.norm, self.dtype, self.use_bias)(x_BTD)
-    qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
-                          use_bias=self.use_bias,
-                          kernel_init=_normal(0.02, ("embed", None, "heads", "kv")),
-                          bias_init=_zeros((None, "heads", "kv")))(h)
-    qkv = _constrain(qkv, None, "activation_heads", "activation_kv")
-    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]
-    own_v = v
-    if self.value_residual and v1 is not None:
-      lam = _scalars(self, "v_lambda", [0.5]).astype(v.dtype)
-      v = (1 - lam[0]) * v + lam[0] * v1
-    if self.qk_norm:
-      q, k = _norm("rms", self.dtype, False)(q), _norm("rms", self.dtype, False)(k)
-    if self.rotary:
-      pos = index + jnp.arange(x_BTD.shape[1])
-      q, k = attention.rotary(q, pos), attention.rotary(k, pos)
-    if decode:  # key/value cache in the "cache" collection, created by init with decode=True
-      B = x_BTD.shape[0]
-      ck = self.variable("cache", "k", jnp.zeros, (B, cache_len) + k.shape[2:], k.dtype)
-      cv = self.variable("cache", "v", jnp.zeros, (B, cache_len) + v.shape[2:], v.dtype)
-    if decode and not self.is_initializing():
-      a_BTNH, ck.value, cv.value = attention.cached_attention(q, k, v, ck.value, cv.value, index)
-    else:
-      a_BTNH = attention.causal_attention(q, k, v, implementation=self.attention_impl,
-                                          causal=self.causal, lengths=lengths_B)
-    a_BTNH = _constrain(a_BTNH, "activation_heads", "activation_kv")
-    a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
-                        kernel_init=proj_init(("heads", "kv", "embed")),
-                        bias_init=_zeros(("embed",)))(a_BTNH)
-    x_BTD = sharding.constrain(x_BTD + drop(a), _BTD)
-    h = _norm(self.norm, self.dtype, self.use_bias)(x_BTD)
-    h = nn.Dense(4 * D, dtype=self.dtype, name="fc", use_bias=self.use_bias,
-                 kernel_init=_normal(0.02, ("embed", "mlp")), bias_init=_zeros(("mlp",)))(h)
-    h = _constrain(h, "activation_mlp")
-    h = jnp.square(nn.relu(h)) if self.mlp == "relu2" else nn.gelu(h, approximate=True)
-    h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
-                 kernel_init=proj_init(("mlp", "embed")), bias_init=_zeros(("embed",)))(h)
-    out = sharding.constrain(x_BTD + drop(h), _BTD)
-    return (out, own_v) if self.value_residual else out
+from aigc_jax.layers import transformer
 
 
 REMAT = ("none", "full", "dots_saveable", "dots_with_no_batch_dims_saveable",
@@ -226,17 +114,17 @@ class Model(nn.Module):
         idx.value = index + T
     dtype = jnp.dtype(self.dtype) if self.dtype else None
     wte = nn.Embed(self.vocab_size, self.width, dtype=dtype, name="wte",
-                   embedding_init=_normal(0.02, ("vocab", "embed")))
+                   embedding_init=transformer.normal(0.02, ("vocab", "embed")))
     x_BTD = wte(tokens_BT)
     if self.position == "learned":
       wpe = nn.Embed(self.block_size, self.width, dtype=dtype, name="wpe",
-                     embedding_init=_normal(0.02, (None, "embed")))
+                     embedding_init=transformer.normal(0.02, (None, "embed")))
       x_BTD = x_BTD + wpe(index + jnp.arange(T))[None]
     elif self.position != "rotary":
       raise ValueError(f"position={self.position!r}; valid: learned, rotary.")
-    x_BTD = sharding.constrain(x_BTD, _BTD)
+    x_BTD = sharding.constrain(x_BTD, transformer.BTD)
     x_BTD = nn.Dropout(self.dropout, deterministic=not train)(x_BTD)
-    block = _rematted(Block, self.remat)
+    block = _rematted(transformer.Block, self.remat)
     fields = (self.num_heads, self.num_layers, self.dropout, dtype, self.attention_impl,
               self.use_bias, self.position == "rotary", self.causal, self.norm, self.mlp,
               self.qk_norm, self.zero_init, self.value_residual, self.x0_skip)
@@ -250,7 +138,8 @@ class Model(nn.Module):
       x0_BTD, v1, skips = x_BTD, None, []
       n = self.num_layers
       # (none for one layer: orbax cannot store an empty array)
-      skip_w = _scalars(self, "skip_weights", [1.0] * (n // 2)) if self.unet_skips and n > 1 else None
+      skip_w = (transformer.scalars(self, "skip_weights", [1.0] * (n // 2))
+                if self.unet_skips and n > 1 else None)
       for i in range(n):
         if skip_w is not None and i >= n - n // 2:
           x_BTD = x_BTD + skip_w[n - 1 - i].astype(x_BTD.dtype) * skips[n - 1 - i]
@@ -259,27 +148,28 @@ class Model(nn.Module):
         x_BTD, v = out if self.value_residual else (out, None)
         v1 = v if i == 0 else v1
         skips.append(x_BTD)
-    x_BTD = _norm(self.norm, dtype, self.use_bias, "ln_f")(x_BTD)
+    x_BTD = transformer.norm(self.norm, dtype, self.use_bias, "ln_f")(x_BTD)
     if features:
       return x_BTD
     if self.tie_embeddings:
       logits = wte.attend(x_BTD)
     else:
       logits = nn.Dense(self.vocab_size, use_bias=False, dtype=dtype, name="head",
-                        kernel_init=(_zeros if self.zero_init else
-                                     lambda n_: _normal(0.02, n_))(("embed", "vocab")))(x_BTD)
+                        kernel_init=(transformer.zeros if self.zero_init else
+                                     lambda n_: transformer.normal(0.02, n_))(
+                                         ("embed", "vocab")))(x_BTD)
     if self.logit_softcap > 0:  # bounded logits: tanh in float32, as the loss reads them
       cap = self.logit_softcap
       logits = (cap * jnp.tanh(logits.astype(jnp.float32) / cap)).astype(logits.dtype)
-    return _constrain(logits, "activation_vocab")
+    return transformer.constrain(logits, "activation_vocab")
 
 
 def _check(m) -> None:
   """Recipe options that cannot work, refused when the model is built (before compiling)."""
-  if m.norm not in NORMS:
-    raise ConfigError(f"model.norm={m.norm!r}; valid: {', '.join(NORMS)}.")
-  if m.mlp not in MLPS:
-    raise ConfigError(f"model.mlp={m.mlp!r}; valid: {', '.join(MLPS)}.")
+  if m.norm not in transformer.NORMS:
+    raise ConfigError(f"model.norm={m.norm!r}; valid: {', '.join(transformer.NORMS)}.")
+  if m.mlp not in transformer.MLPS:
+    raise ConfigError(f"model.mlp={m.mlp!r}; valid: {', '.join(transformer.MLPS)}.")
   if m.logit_softcap < 0:
     raise ConfigError(f"model.logit_softcap={m.logit_softcap} must be > 0 (e.g. 15, as "
                       "modded-nanogpt) or 0 for no cap: a cap <= 0 would flip or zero the logits.")

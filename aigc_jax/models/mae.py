@@ -3,7 +3,7 @@ all of them with a light decoder.
 
 Images [B, H, W(, C)] are cut into p x p patches (p must divide H and W), embedded by one dense
 layer, given fixed 2-d sine-cosine positions, and passed through bidirectional transformer
-blocks (models/gpt.py's Block with causal=False). `encode(x, ids_keep)` sees only the patches
+blocks (layers/transformer.py's Block with causal=False). `encode(x, ids_keep)` sees only the patches
 in ids_keep [B, K]; `decode(latent, ids_restore)` appends a learned mask token for every hidden
 patch, restores the patch order and predicts each patch's pixels [B, N, p*p*C]. `features(x)`
 encodes every patch and averages them: the representation probes and fine-tuning read.
@@ -15,7 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from aigc_jax.errors import ConfigError
-from aigc_jax.models.gpt import Block, _layer_norm, _normal
+from aigc_jax.layers.transformer import Block, layer_norm, normal
 
 
 def sincos_2d(grid_h: int, grid_w: int, dim: int) -> np.ndarray:
@@ -50,7 +50,7 @@ def encoder_layers(m) -> None:
   m.patch_embed = nn.Dense(m.width, name="patch_embed", kernel_init=(
       nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, "embed"))))
   m.blocks = [_block(m, m.depth, f"block{i}") for i in range(m.depth)]
-  m.norm = _layer_norm(None, True, "norm")
+  m.norm = layer_norm(None, True, "norm")
   m.pos = sincos_2d(g, g, m.width)
 
 
@@ -104,11 +104,11 @@ class Model(nn.Module):
     g = self.image_size // self.patch
     encoder_layers(self)
     self.decoder_embed = nn.Dense(self.decoder_width, name="decoder_embed")
-    self.mask_token = self.param("mask_token", _normal(0.02, (None, None, "embed")),
+    self.mask_token = self.param("mask_token", normal(0.02, (None, None, "embed")),
                                  (1, 1, self.decoder_width))
     self.decoder_blocks = [_block(self, self.decoder_depth, f"decoder_block{i}")
                            for i in range(self.decoder_depth)]
-    self.decoder_norm = _layer_norm(None, True, "decoder_norm")
+    self.decoder_norm = layer_norm(None, True, "decoder_norm")
     self.decoder_pred = nn.Dense(self.patch * self.patch * self.channels, name="decoder_pred")
     self.decoder_pos = sincos_2d(g, g, self.decoder_width)
 

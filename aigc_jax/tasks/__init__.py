@@ -4,16 +4,18 @@ A task is a bundle of pure functions (see `Task`); `step.py` turns its loss into
 step, and evaluators (`aigc_jax/evaluators/`, declared in `config.evals`) reach it only through
 `Task.eval_fns`. A task module may also define `configure(config)`, which adds the task's own
 config section (`config.<task>`) and default evaluators when an experiment picks the task
-(`experiments.common.get_config(task=...)`), so other runs' configs carry none of its keys.
+(`aigc_jax.config.get_config(task=...)`), so other runs' configs carry none of its keys.
 """
 
 import dataclasses
 from typing import Any, Callable
 
-from aigc_jax import precision, registry
+from aigc_jax import options, registry
 from aigc_jax.errors import ConfigError
 
-# The eval_fns names evaluators look for (a task provides those that make sense for it):
+# The eval_fns names evaluators look for (a task provides those that make sense for it), each
+# with how it is called: VARIABLES functions take the model's variables first and are traced
+# (mixed precision casts the variables and their floating outputs), HOST ones run on the host.
 #   metrics(variables, batch, rng) -> per-batch sums over real (mask=1) examples, with "count"
 #   finalize(means) -> means plus derived metrics (host side, e.g. perplexity)
 #   predict(variables, x) -> logits          encode(variables, x) -> features [B, F]
@@ -22,8 +24,11 @@ from aigc_jax.errors import ConfigError
 #   decode(variables, z) -> images           log_weights(variables, batch, rng, k) -> [B, k]
 #   sample_text(variables, rng, **kw) -> str
 #   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
-EVAL_FNS = ("metrics", "finalize", "predict", "encode", "project", "reconstruct", "sample",
-            "decode", "log_weights", "sample_text", "labels")
+VARIABLES, HOST = "variables", "host"
+EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
+            "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,
+            "decode": VARIABLES, "log_weights": VARIABLES, "sample_text": VARIABLES,
+            "labels": HOST}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,19 +72,15 @@ class Task:
 
 
 def module(name: str):
+  """A task module: a name under aigc_jax/tasks/, or a dotted module path of your own."""
   return registry.import_member("aigc_jax.tasks", name, "task")
 
 
 def get_task(config, *, without_data: bool = False):
-  """The task of `config` under its precision policy (aigc_jax/precision.py). without_data:
-  (task, batch spec) from the module's make_without_data(config), which reads no data (the
-  ahead-of-time compiler's path)."""
-  dtype = precision.compute_dtype(config)
-  config, casts_at_use = precision.configure_model(config, dtype)
-  if config.get("qat", "") and not config.model.get("qat", ""):
-    config = config.copy_and_resolve_references()  # the model is built quantisation-aware
-    with config.unlocked():
-      config.model.qat = config.qat
+  """The task of `config` as the step options shape it (aigc_jax/options/: the compute dtype,
+  quantisation-aware models). without_data: (task, batch spec) from the module's
+  make_without_data(config), which reads no data (the ahead-of-time compiler's path)."""
+  config = options.configure_task(config)
   spec = None
   if without_data:
     make = getattr(module(config.task), "make_without_data", None)
@@ -91,8 +92,8 @@ def get_task(config, *, without_data: bool = False):
     task = module(config.task).make(config)
   unknown = sorted(set(task.eval_fns) - set(EVAL_FNS))
   if unknown:  # a new task's typo would otherwise only show as "evaluator needs 'encode'"
-    raise ValueError(f"Task {config.task!r} names eval_fns {unknown}; known: {EVAL_FNS}.")
-  task = precision.wrap(task, dtype, cast_params=not casts_at_use)
+    raise ValueError(f"Task {config.task!r} names eval_fns {unknown}; known: {sorted(EVAL_FNS)}.")
+  task = options.wrap_task(task, config)
   return (task, spec) if without_data else task
 
 

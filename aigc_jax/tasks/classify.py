@@ -7,7 +7,7 @@ Inputs may be token sequences (data.tokenizer with data.packing="examples"): a m
 import jax.numpy as jnp
 
 from aigc_jax import losses, models
-from aigc_jax.data import lm
+from aigc_jax.data import tokens
 from aigc_jax.tasks import Task
 from aigc_jax.tasks.lm import vocab_size
 
@@ -16,7 +16,7 @@ def make(config) -> Task:
   model = models.get_model(config.model)
   if getattr(model, "vocab_size", None) == 0 and config.data.tokenizer:
     model = models.get_model(config.model,
-                             vocab_size=vocab_size(config, lm.get_tokenizer(config.data)))
+                             vocab_size=vocab_size(config, tokens.get_tokenizer(config.data)))
 
   def init(rng, batch_spec):
     x = jnp.zeros(batch_spec["input"].shape, batch_spec["input"].dtype)

@@ -17,7 +17,8 @@ import jax.numpy as jnp
 import ml_collections
 import optax
 
-from aigc_jax import augment as augment_lib, losses, models
+from aigc_jax import losses, models
+from aigc_jax.options import augment as augment_lib
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 

@@ -19,6 +19,7 @@ import numpy as np
 
 from aigc_jax import evaluators, losses, models
 from aigc_jax.errors import ConfigError
+from aigc_jax.samplers import latent
 from aigc_jax.tasks import Player, Task
 
 LOSSES = {  # name -> (discriminator loss, generator loss)
@@ -150,12 +151,12 @@ def make(config) -> Task:
     """`num` images in [-1, 1] from the averaged generator (the live one when ema_decay is 0).
     sample_bn="batch" normalises with the sample batch's own statistics: the running ones
     belong to the live weights, not to their average."""
-    z = jax.random.normal(rng, (num, model.latent_dim))
     params = dict(variables["params"])
     if "ema" in variables:
       params["generator"] = variables["ema"]
     v = {"params": params, "batch_stats": variables["batch_stats"]}
-    return generate(v, z, labels, train=g.sample_bn == "batch")[0]
+    return latent.from_prior(lambda z: generate(v, z, labels, train=g.sample_bn == "batch")[0],
+                             rng, num, model.latent_dim)
 
   def labels(num, grouped):
     """The classes a conditional sampler is asked for: cycled, or grouped in runs of num/K

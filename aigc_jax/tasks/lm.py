@@ -1,6 +1,6 @@
 """Next-token prediction: cross-entropy of batch["input"] -> batch["target"] (token sequences).
 
-Optional z-loss (`lm.z_loss` x log(Z)^2, PaLM) keeps the softmax normaliser near 1 in low
+Optional z-loss (`tokens.z_loss` x log(Z)^2, PaLM) keeps the softmax normaliser near 1 in low
 precision. Evaluation sums over real tokens only (eval padding `mask` per sequence, `target_mask`
 per token), so the validation loss covers the whole split exactly once; it reports loss (nats per
 token), perplexity, bits per token and bits per character of the original text.
@@ -15,9 +15,11 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aigc_jax import evaluators, losses, models, sample
-from aigc_jax.data import lm, tokenizers
+from aigc_jax import evaluators, losses, models
+from aigc_jax.data import tokenizers
+from aigc_jax.data import tokens
 from aigc_jax.errors import ConfigError
+from aigc_jax.samplers import text
 from aigc_jax.tasks import Task
 
 
@@ -83,7 +85,7 @@ def make_task(config, vocab: int, tokens_per_char: float = 1.0, tok=None) -> Tas
     fns["sample_text"] = functools.partial(_sample_text, model, tok)
 
     def save(workdir):  # aigc_jax.sample reads it from the workdir
-      tokenizers.save(tok, os.path.join(workdir, sample.TOKENIZER_FILE))
+      tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
 
   return Task(init=init, loss=loss, eval_fns=fns, input_keys=("input", "target"),
               save_artifacts=save)
@@ -94,14 +96,14 @@ def _sample_text(model, tok, variables, rng, *, max_new_tokens, temperature, top
   prompt = tok.encode("\n") if tok.kind == "char" and "\n" in tok.chars else tok.encode("")
   if not len(prompt):
     prompt = np.asarray([tok.eot or 0], np.int32)
-  out = sample.generate(model, variables["params"], jnp.asarray(prompt[None], jnp.int32), rng,
+  out = text.generate(model, variables["params"], jnp.asarray(prompt[None], jnp.int32), rng,
                         max_new_tokens=max_new_tokens, temperature=temperature, top_k=top_k)
   return tok.decode(np.asarray(jax.device_get(out[0])))
 
 
 def make_without_data(config) -> tuple[Task, dict]:
   """The task and its abstract global batch from the config alone, for ahead-of-time compiles
-  (aigc_jax.compile): model.vocab_size must be set, as there is no tokenizer to ask."""
+  (aigc_jax.tools.compile): model.vocab_size must be set, as there is no tokenizer to ask."""
   if config.model.vocab_size <= 0:
     raise ConfigError("Compiling without data needs the vocabulary size: set model.vocab_size "
                       "(e.g. --config.model.vocab_size=50304).")
@@ -113,6 +115,6 @@ def make_without_data(config) -> tuple[Task, dict]:
 def make(config) -> Task:
   if not config.data.tokenizer:
     raise ConfigError("task 'lm' needs token sequences: set data.tokenizer (e.g. 'char').")
-  tok = lm.get_tokenizer(config.data)
-  ev = lm.load_split(config.data, config.data.eval_split)
+  tok = tokens.get_tokenizer(config.data)
+  ev = tokens.load_split(config.data, config.data.eval_split)
   return make_task(config, vocab_size(config, tok), ev.num_tokens / max(ev.characters, 1), tok)

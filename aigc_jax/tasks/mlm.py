@@ -21,8 +21,9 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aigc_jax import evaluators, losses, models, sample
-from aigc_jax.data import lm, tokenizers
+from aigc_jax import evaluators, losses, models
+from aigc_jax.data import tokenizers
+from aigc_jax.data import tokens
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 
@@ -40,15 +41,15 @@ def check(m) -> None:
                       ">= 0 with a sum <= 1 (BERT: 0.8 and 0.1; the rest are kept).")
 
 
-def corrupt(rng, tokens, valid, m, mask_id: int, vocab: int):
-  """(corrupted tokens, selected [B, T] bool): selection among `valid` positions, then the
+def corrupt(rng, ids, valid, m, mask_id: int, vocab: int):
+  """(corrupted ids, selected [B, T] bool): selection among `valid` positions, then the
   80/10/10 replacement."""
   k_sel, k_how, k_tok = jax.random.split(rng, 3)
-  selected = (jax.random.uniform(k_sel, tokens.shape) < m.select_rate) & valid
-  how = jax.random.uniform(k_how, tokens.shape)
-  other = jax.random.randint(k_tok, tokens.shape, 0, vocab - 1)
+  selected = (jax.random.uniform(k_sel, ids.shape) < m.select_rate) & valid
+  how = jax.random.uniform(k_how, ids.shape)
+  other = jax.random.randint(k_tok, ids.shape, 0, vocab - 1)
   other = other + (other >= mask_id)  # uniform over every id but the mask
-  out = jnp.where(selected & (how < m.mask_prob), mask_id, tokens)
+  out = jnp.where(selected & (how < m.mask_prob), mask_id, ids)
   out = jnp.where(selected & (how >= m.mask_prob) & (how < m.mask_prob + m.random_prob),
                   other, out)
   return out, selected
@@ -56,9 +57,9 @@ def corrupt(rng, tokens, valid, m, mask_id: int, vocab: int):
 
 def _valid(batch):
   """Real input positions: a padded evaluation sequence's `target_mask` shifted onto inputs."""
-  tokens = batch["input"]
+  ids = batch["input"]
   if "target_mask" not in batch:
-    return jnp.ones(tokens.shape, bool)
+    return jnp.ones(ids.shape, bool)
   tm = batch["target_mask"]
   return jnp.concatenate([jnp.ones_like(tm[:, :1]), tm[:, :-1]], axis=1)
 
@@ -71,7 +72,7 @@ def make(config) -> Task:
   if config.model.name != "gpt" or config.model.get("causal", True):
     raise ConfigError("task 'mlm' needs a bidirectional transformer: model.name='gpt' with "
                       "model.causal=False.")
-  tok, mask_id = tokenizers.with_special(lm.get_tokenizer(config.data), tokenizers.MASK)
+  tok, mask_id = tokenizers.with_special(tokens.get_tokenizer(config.data), tokenizers.MASK)
   have = config.model.get("vocab_size", 0)
   if have and have < tok.vocab_size:
     raise ConfigError(f"model.vocab_size={have} leaves no id for the mask token: the data's "
@@ -87,12 +88,12 @@ def make(config) -> Task:
     return dict(model.init({"params": rng, "dropout": rng}, x, train=False))
 
   def forward(variables, batch, rng, train, dropout_rng=None):
-    tokens, valid = batch["input"], _valid(batch)
-    x, selected = corrupt(rng, tokens, valid, m, mask_id, tok.vocab_size)
-    x = jnp.where(valid, x, lm.PAD)  # padding is hidden from the encoder
+    ids, valid = batch["input"], _valid(batch)
+    x, selected = corrupt(rng, ids, valid, m, mask_id, tok.vocab_size)
+    x = jnp.where(valid, x, tokens.PAD)  # padding is hidden from the encoder
     kw = {"rngs": {"dropout": dropout_rng}} if train else {}
     logits = model.apply(variables, x, train=train, **kw)
-    ce = losses.softmax_cross_entropy(logits=logits, labels=tokens)
+    ce = losses.softmax_cross_entropy(logits=logits, labels=ids)
     return logits, ce, selected.astype(jnp.float32)
 
   def loss(params, state, batch, rng, step):
@@ -111,36 +112,36 @@ def make(config) -> Task:
   def finalize(means):
     return {**means, "perplexity": math.exp(min(means["loss"], 50.0))}
 
-  def encode(variables, tokens):
+  def encode(variables, ids):
     """Hidden states averaged over real tokens (probes on whole sequences)."""
-    h = model.apply(variables, tokens, features=True)
-    valid = (tokens >= 0).astype(h.dtype)[..., None]
+    h = model.apply(variables, ids, features=True)
+    valid = (ids >= 0).astype(h.dtype)[..., None]
     return jnp.sum(h * valid, 1) / jnp.maximum(valid.sum(1), 1.0)
 
-  demo = lm.load_split(config.data, config.data.eval_split).stream[:model.block_size]
+  demo = tokens.load_split(config.data, config.data.eval_split).stream[:model.block_size]
   fns = {"metrics": metrics, "finalize": finalize, "encode": encode,
          "sample_text": functools.partial(_fill_in, model, tok, mask_id, m,
                                           np.asarray(demo, np.int32))}
 
   def save(workdir):  # downstream runs read the ids, mask included, from here
-    tokenizers.save(tok, os.path.join(workdir, sample.TOKENIZER_FILE))
+    tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
 
   return Task(init=init, loss=loss, eval_fns=fns, input_keys=("input",), save_artifacts=save,
               input_help="The mlm task reads token sequences: set data.tokenizer.")
 
 
-def _fill_in(model, tok, mask_id, m, tokens, variables, rng, **unused) -> str:
+def _fill_in(model, tok, mask_id, m, ids, variables, rng, **unused) -> str:
   """The start of the evaluation text with a random 15% masked, and the model's fill-in
   (`_` marks masked characters in the middle line; the last line fills every selected token
   with its argmax)."""
   del unused
-  x = jnp.asarray(tokens[None])
+  x = jnp.asarray(ids[None])
   masked = types.SimpleNamespace(select_rate=m.select_rate, mask_prob=1.0, random_prob=0.0)
   corrupted, selected = corrupt(rng, x, jnp.ones(x.shape, bool), masked, mask_id, tok.vocab_size)
   pred = jnp.argmax(model.apply(variables, corrupted), -1)
   filled = np.asarray(jnp.where(selected, pred, x)[0])
   shown = np.asarray(corrupted[0])
   blank = "".join("_" if t == mask_id else tok.decode([t]) for t in shown)
-  right = int(np.sum((filled == tokens) & np.asarray(selected[0])))
-  return (f"original:\n{tok.decode(tokens)}\n\nmasked ({int(selected.sum())} of {len(tokens)} "
+  right = int(np.sum((filled == ids) & np.asarray(selected[0])))
+  return (f"original:\n{tok.decode(ids)}\n\nmasked ({int(selected.sum())} of {len(ids)} "
           f"tokens):\n{blank}\n\nfilled in ({right} right):\n{tok.decode(filled)}\n")

@@ -14,6 +14,7 @@ import ml_collections
 
 from aigc_jax import losses, models
 from aigc_jax.errors import ConfigError
+from aigc_jax.samplers import latent
 from aigc_jax.tasks import Task
 from aigc_jax.tasks.autoencoder import check_image_shape, check_unit_range
 
@@ -94,7 +95,7 @@ def make(config) -> Task:
   def sample(variables, rng, num, labels=None):
     """Pixel probabilities of the decoder at z ~ N(0, I) (the mean image, not a binary draw)."""
     del labels
-    return decode(variables, jax.random.normal(rng, (num, model.latent_dim)))
+    return latent.from_prior(lambda z: decode(variables, z), rng, num, model.latent_dim)
 
   def check(examples):
     check_unit_range(examples, "vae.likelihood='bernoulli'")

@@ -2,8 +2,9 @@
 
 Each reads raw files from a data directory (`config.data.data_dir` or `$AIGC_JAX_DATA`, laid out
 like `../shared/data/`) and writes array_record, readable with `tfds.data_source` without
-TensorFlow. A module may define `check_raw(raw_dir, builder_config)` to fail early and clearly, and
-`needs_raw(builder_config)` when only some configs read files.
+TensorFlow. A module may define `check_raw(raw_dir, builder_config)` to fail early and clearly,
+`needs_raw(builder_config)` when only some configs read files, and `SECTION = (key, Options)`:
+its build options as a dataclass, whose defaults the base config carries as `config.data.<key>`.
 """
 
 import dataclasses

@@ -25,10 +25,14 @@ _GREY_MODES = ("1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "F")
 
 @dataclasses.dataclass
 class ImageOptions:
-  size: int = 0
-  channels: int = 0
-  train_fraction: float = 0.8
+  """`config.data.image`: class sub-folders of PNG/JPEG."""
+  size: int = 0  # resize to size x size at build time; 0 keeps the files' (common) size
+  channels: int = 0  # 1 (grey) or 3 (RGB); 0 takes the first image's
+  train_fraction: float = 0.8  # used when the folder has no train/ and test/ sub-folders
   seed: int = 0
+
+
+SECTION = ("image", ImageOptions)  # the config.data key this builder reads its options from
 
 
 def make_config(folder: str, data_config) -> FolderConfig:

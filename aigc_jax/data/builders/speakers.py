@@ -25,10 +25,14 @@ _HEADER = re.compile(r"^([A-Za-z][A-Za-z .,'&-]*):$")
 
 @dataclasses.dataclass
 class SpeakerOptions:
+  """`config.data.speakers`: lines of a play labelled with their speaker."""
   num_speakers: int = 10
   unit: str = "line"
   test_fraction: float = 0.2
   seed: int = 0
+
+
+SECTION = ("speakers", SpeakerOptions)  # the config.data key this builder reads its options from
 
 
 def make_config(folder: str, data_config) -> FolderConfig:

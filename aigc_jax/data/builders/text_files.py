@@ -37,12 +37,18 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]+")  # what surrogateescape makes of i
 
 @dataclasses.dataclass
 class TextOptions:
-  split_by: str = "characters"
+  """`config.data.text`: how a folder of text becomes splits."""
+  split_by: str = "characters"  # characters | documents
   train_fraction: float = 0.9
-  delimiter: str = ""
-  bad_utf8: str = "error"
+  delimiter: str = ""  # splits a file into documents; "": one document a file
+  bad_utf8: str = "error"  # error | replace | skip
   seed: int = 0
+  # Build-time document cleaning, "op|op(args)" (aigc_jax/data/clean.py); a report of each run
+  # is written into the prepared data set's folder.
   clean: str = ""
+
+
+SECTION = ("text", TextOptions)  # the config.data key this builder reads its options from
 
 
 def make_config(folder: str, data_config) -> FolderConfig:

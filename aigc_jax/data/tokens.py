@@ -1,0 +1,214 @@
+"""Language-model input: a text data set -> one token stream per split -> sequences of L + 1.
+
+Each split's documents are tokenised once, joined with the end-of-text token and stored as a flat
+array beside the prepared data set (`tokens-<tokenizer>-<digest>-<split>.bin`, read as a memmap,
+so corpora larger than memory work). An example is `seq_len + 1` consecutive tokens, returned as
+`input` (the first L) and `target` (the last L):
+- `packed`: example i starts at i * L, so every token is a target exactly once per epoch;
+- `windows`: every start offset is an example, shuffled (nanoGPT's random windows, drawn without
+  replacement and resumable).
+Evaluation splits are always packed and cover every token: the last, partial sequence is padded
+and its padding masked out by `target_mask`.
+- `examples`: each record is one example (text classification): its first `seq_len` tokens as
+  `input`, padded at the end with PAD (-1; models treat negative ids as padding), and the
+  record's other scalar features (e.g. `label`) alongside; held in memory.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from aigc_jax import writers
+from aigc_jax.data import sources, splits, tokenizers
+from aigc_jax.data.builders.text_files import REPORT
+from aigc_jax.errors import ConfigError
+
+PACKING = ("packed", "windows", "examples")
+PAD = -1
+_CHUNK = 1024  # documents tokenised at a time
+
+
+def validate(data_config) -> None:
+  tokenizers.check_name(data_config.tokenizer)
+  if data_config.seq_len <= 0:
+    raise ConfigError(f"data.seq_len must be positive, got {data_config.seq_len}.")
+  if data_config.packing not in PACKING:
+    raise ConfigError(f"data.packing={data_config.packing!r}; valid: {', '.join(PACKING)}.")
+
+
+def _texts(builder, split: str):
+  """The split's documents as str, read lazily (a corpus need not fit in memory)."""
+  source = sources.get_source(builder, split)
+  for i in range(len(source)):
+    rec = source[i]
+    if "text" not in rec:
+      raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rec)}); "
+                        "data.tokenizer needs a text data set such as text_files/<folder>.")
+    t = rec["text"]
+    yield t.decode("utf-8") if isinstance(t, bytes) else str(t)
+
+
+def _chunks(iterable, n: int):
+  chunk = []
+  for x in iterable:
+    chunk.append(x)
+    if len(chunk) == n:
+      yield chunk
+      chunk = []
+  if chunk:
+    yield chunk
+
+
+def _fingerprint(builder, split: str) -> str:
+  """Fingerprint of a split's text, cached beside the (immutable) prepared data set."""
+  path = os.path.join(builder.data_dir, f"fingerprint-{split}.txt")
+  if os.path.exists(path):
+    with open(path) as f:
+      return f.read().strip()
+  fp = tokenizers.fingerprint(_texts(builder, split))
+  writers.atomic_write(path, fp.encode())
+  return fp
+
+
+def get_tokenizer(data_config, builder=None):
+  """The configured tokenizer of a text data set (trained beside it on first use)."""
+  builder = builder or sources.get_builder(data_config)
+  train = data_config.train_split
+  return tokenizers.for_dataset(data_config.tokenizer, builder.data_dir,
+                                lambda: _texts(builder, train), _fingerprint(builder, train))
+
+
+def token_stream(builder, tokenizer, name: str, split: str) -> tuple[np.memmap, dict]:
+  """The split's documents as one EOT-separated token array, built once and memory-mapped, and
+  its meta data (token, document and character counts)."""
+  stem = f"tokens-{name.replace(':', '-').replace('/', '_')}-{tokenizers.digest(tokenizer)}-{split}"
+  path = os.path.join(builder.data_dir, stem + ".bin")
+  meta_path = os.path.join(builder.data_dir, stem + ".json")
+  if not os.path.exists(meta_path):  # the meta file is written last: its presence = complete
+    _write_stream(builder, tokenizer, name, split, path, meta_path)
+  with open(meta_path) as f:
+    meta = json.load(f)
+  if os.path.getsize(path) != meta["count"] * np.dtype(meta["dtype"]).itemsize:
+    raise ConfigError(f"Token file {path} does not match {meta_path}; delete both to rebuild.")
+  return np.memmap(path, dtype=meta["dtype"], mode="r", shape=(meta["count"],)), meta
+
+
+def _write_stream(builder, tokenizer, name, split, path, meta_path):
+  dtype = np.uint16 if tokenizer.vocab_size <= 2**16 else np.uint32
+  tmp = f"{path}.tmp-{os.getpid()}"
+  count = documents = characters = 0
+  enc = getattr(tokenizer, "encode_batch", None)
+  with open(tmp, "wb") as f:
+    for chunk in _chunks(_texts(builder, split), _CHUNK):
+      ids = enc(chunk) if enc else [tokenizer.encode(t) for t in chunk]
+      for x in ids:
+        if documents > 0:
+          if tokenizer.eot is None:
+            raise ConfigError(f"Tokenizer {tokenizer.kind} has no end-of-text token but split "
+                              f"{split!r} has several documents; refit it on this data set.")
+          f.write(np.asarray([tokenizer.eot], dtype).tobytes())
+          count += 1
+        f.write(np.asarray(x, dtype).tobytes())
+        count += len(x)
+        documents += 1
+      characters += sum(map(len, chunk))
+  os.replace(tmp, path)
+  meta = {"count": count, "dtype": np.dtype(dtype).name, "documents": documents,
+          "characters": characters, "tokenizer": tokenizers.digest(tokenizer),
+          "vocab_size": tokenizer.vocab_size}
+  writers.atomic_write(meta_path, json.dumps(meta, indent=1).encode())
+  _report_tokens(builder.data_dir, name, split, count)
+
+
+def _report_tokens(dataset_dir: str, name: str, split: str, count: int) -> None:
+  """Adds the split's token count to the cleaning report, where there is one."""
+  path = os.path.join(dataset_dir, REPORT)
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    report = json.load(f)
+  report.setdefault("tokens_out", {}).setdefault(name, {})[split] = count
+  writers.atomic_write(path, json.dumps(report, indent=1).encode())
+
+
+class TokenSplit:
+  """Sequences of `seq_len + 1` tokens from a stream, read through `splits.Split`."""
+
+  def __init__(self, stream: np.ndarray, seq_len: int, packing: str, pad_last: bool = False,
+               characters: int = 0):
+    if len(stream) < seq_len + 1:
+      raise ConfigError(f"The split has {len(stream)} tokens, fewer than data.seq_len + 1 = "
+                        f"{seq_len + 1}; lower data.seq_len.")
+    self.stream, self.seq_len, self.packing = stream, seq_len, packing
+    self.characters = characters or len(stream)  # of the text the tokens encode
+    self.pad_last = pad_last and packing == "packed"
+    self._arange = np.arange(seq_len + 1)
+
+  def __len__(self) -> int:
+    n, L = len(self.stream), self.seq_len
+    if self.packing == "windows":
+      return n - L
+    return -(-(n - 1) // L) if self.pad_last else (n - 1) // L
+
+  @property
+  def num_tokens(self) -> int:
+    return len(self.stream)
+
+  def example_spec(self) -> dict:
+    spec = {"input": ((self.seq_len,), np.dtype(np.int32)),
+            "target": ((self.seq_len,), np.dtype(np.int32))}
+    if self.pad_last:
+      spec["target_mask"] = ((self.seq_len,), np.dtype(bool))
+    return spec
+
+  def load(self, indices) -> dict:
+    idx = np.asarray(indices, np.int64)
+    starts = idx * self.seq_len if self.packing == "packed" else idx
+    pos = starts[:, None] + self._arange
+    valid = pos < len(self.stream)
+    rows = self.stream[np.minimum(pos, len(self.stream) - 1)].astype(np.int32)
+    out = {"input": rows[:, :-1], "target": rows[:, 1:]}
+    if self.pad_last:
+      out["target_mask"] = valid[:, 1:]
+    return out
+
+
+def example_columns(builder, tokenizer, split: str, seq_len: int) -> dict[str, np.ndarray]:
+  """Every record of `split` as one example: {"input": [N, seq_len] ids padded with PAD, and the
+  record's scalar features}."""
+  source = sources.get_source(builder, split)
+  rows = [source[i] for i in range(len(source))]
+  if not rows:
+    raise ConfigError(f"Split {split!r} of {builder.name!r} is empty.")
+  if "text" not in rows[0]:
+    raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rows[0])}); "
+                      "data.packing='examples' needs text records.")
+  texts = [r["text"].decode("utf-8") if isinstance(r["text"], bytes) else str(r["text"])
+           for r in rows]
+  ids = np.full((len(rows), seq_len), PAD, np.int32)
+  for i, text in enumerate(texts):
+    x = tokenizer.encode(text)[:seq_len]
+    if not len(x):
+      raise ConfigError(f"Record {i} of split {split!r} encodes to no tokens; drop empty texts.")
+    ids[i, :len(x)] = x
+  out = {"input": ids}
+  for k, v in rows[0].items():
+    if k != "text" and np.ndim(v) == 0:
+      out[k] = np.asarray([r[k] for r in rows]).astype(
+          np.int32 if np.issubdtype(np.asarray(v).dtype, np.integer) else np.float32)
+  return out
+
+
+def load_split(data_config, split: str):
+  validate(data_config)
+  builder = sources.get_builder(data_config)
+  tok = get_tokenizer(data_config, builder)
+  if data_config.packing == "examples":
+    return splits.Records(example_columns(builder, tok, split, data_config.seq_len), None, None)
+  stream, meta = token_stream(builder, tok, data_config.tokenizer, split)
+  if split == data_config.train_split:
+    return TokenSplit(stream, data_config.seq_len, data_config.packing,
+                      characters=meta["characters"])
+  return TokenSplit(stream, data_config.seq_len, "packed", pad_last=True,
+                    characters=meta["characters"])
