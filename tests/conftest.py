@@ -70,3 +70,15 @@ def data_dir():
 def tfds_dir(tmp_path_factory):
   """One prepared-data folder for the whole session, so each data set is built once."""
   return str(tmp_path_factory.mktemp("tfds"))
+
+
+def pytest_terminal_summary(terminalreporter):
+  """Say how many tests were skipped and why, so a shrinking suite is seen (-ra lists each)."""
+  skipped = terminalreporter.stats.get("skipped", [])
+  reasons = {}
+  for report in skipped:
+    reason = str(report.longrepr[-1] if isinstance(report.longrepr, tuple) else report.longrepr)
+    reasons[reason] = reasons.get(reason, 0) + 1
+  terminalreporter.write_line(f"{len(skipped)} skipped" + (" (CI=true)" if CI else ""))
+  for reason, count in sorted(reasons.items(), key=lambda kv: -kv[1]):
+    terminalreporter.write_line(f"  {count} x {reason}")

@@ -1,7 +1,9 @@
 """A smoke test per experiment: a few steps of the quick variant, then resume and continue."""
 
+import json
 import os
 
+import numpy as np
 import pytest
 
 from aigc_jax import train
@@ -25,7 +27,12 @@ def test_mnist1d_quick_sweeps_all_four_models(tfds_dir, tmp_path):
   assert set(out["table"]) == {f"model={m}" for m in ("linear", "mlp", "cnn1d", "gru")}
   row = out["table"]["model=cnn1d"]
   assert row["runs"] == 2 and row["reference"] == 0.94
-  assert 0.0 < row["test_accuracy"]["mean"] <= 1.0
+  # The row aggregates the runs' own summaries: mean and sample std over the two seeds.
+  accs = [json.load(open(tmp_path / f"modelcnn1d_seed{s}" / "summary.json"))["test_accuracy"]
+          for s in (0, 1)]
+  assert row["test_accuracy"]["values"] == accs
+  assert row["test_accuracy"]["mean"] == pytest.approx(np.mean(accs))
+  assert row["test_accuracy"]["std"] == pytest.approx(np.std(accs, ddof=1))
   assert os.path.exists(tmp_path / "modelmlp_seed1" / "summary.json")
   md = open(tmp_path / "summary.md").read()
   assert "| model=gru |" in md and "0.91" in md

@@ -103,10 +103,11 @@ def test_two_processes_train_like_one_process_of_eight_devices(name, data_dir, t
   # Both processes wrote their shards of the checkpoint.
   assert os.path.isdir(os.path.join(two, "checkpoints", "40", "state", "ocdbt.process_1"))
   _close(helpers.summary(one), helpers.summary(two))
-  for split in ("train",):
-    for a, b in zip(helpers.metrics(one, split), helpers.metrics(two, split)):
-      a.pop("examples_per_sec"), b.pop("examples_per_sec")
-      _close(a, b)
+  logs = helpers.metrics(one, "train"), helpers.metrics(two, "train")
+  assert [e["step"] for e in logs[0]] == [e["step"] for e in logs[1]] == [10, 20, 30, 40]
+  for a, b in zip(*logs):
+    a.pop("examples_per_sec"), b.pop("examples_per_sec")
+    _close(a, b)
   _, p1 = helpers.final_params(one)
   _, p2 = helpers.final_params(two)
   import jax  # pylint: disable=import-outside-toplevel

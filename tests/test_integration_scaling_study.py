@@ -66,7 +66,13 @@ def test_study_fits_predicts_before_training_the_held_out_run_and_resumes(
   pred_time = os.path.getmtime(tmp_path / "prediction.json")
   run_dir = tmp_path / "runs" / "L2_W64_S40"
   assert pred_time <= os.path.getmtime(run_dir / "config.json")  # predicted, then trained
-  assert held["actual_loss"] == pytest.approx(held["predicted_loss"] + held["error"])
+  # The prediction is the stored fit at the held-out run's (N, D), and the actual loss is what
+  # that run itself reported: both recomputed here from their own sources.
+  f = s["fit"]
+  assert held["predicted_loss"] == pytest.approx(
+      f["E"] + f["A"] / held["N"] ** f["alpha"] + f["B"] / held["D"] ** f["beta"], rel=1e-9)
+  run_summary = json.loads((run_dir / "summary.json").read_text())
+  assert held["actual_loss"] == run_summary["validation_loss"]
   for name in ("frontier", "loss_vs_params", "isoloss"):
     assert (tmp_path / "plots" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
   assert "| " in (tmp_path / "table.md").read_text()
