@@ -20,7 +20,7 @@ import numpy as np
 from absl import logging
 
 from aigc_jax import checkpoint, evaluators, optim, options, sharding, step as step_lib, writers
-from aigc_jax.data import pipeline
+from aigc_jax.data import pipeline, splits
 from aigc_jax.errors import ConfigError, DivergedError
 from aigc_jax.tasks import get_task
 
@@ -158,8 +158,19 @@ def _best_prefix(config, evals: list) -> str:
   if metric and not prefixes:
     raise ConfigError(f"train.best_metric={metric!r} must be '<evaluator>_<metric>' of an "
                       f"evaluator in config.evals ({', '.join(e.name for e in evals) or 'none'}),"
-                      " e.g. 'test_loss'.")
-  return prefixes[-1] if prefixes else ""
+                      " e.g. 'validation_loss'.")
+  if not prefixes:
+    return ""
+  name = prefixes[-1][:-1]
+  split = evaluators.resolve(config.evals[name], config).split
+  if splits.is_test(split):
+    raise ConfigError(
+        f"train.best_metric={metric!r} would choose a checkpoint on the test split ({name!r} "
+        f"reads split {split!r}); test results are reported, never chosen on. Declare an "
+        f"evaluator on the validation split (e.g. config_lib.add_eval(c, 'validation', "
+        f"{config.evals[name].type!r}, split='validation')) and name its metric, or set "
+        "train.best_metric=''.")
+  return prefixes[-1]
 
 
 def _training_data(config, task, train_split, active):

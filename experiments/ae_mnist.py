@@ -59,14 +59,15 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       image_shape=(28, 28, 1)))
   c.autoencoder.likelihood = "mse"
   mnist(c, 10.0 if "quick" in chosen else 30.0)
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
   config_lib.add_eval(c, "test", "metrics")
   config_lib.add_eval(c, "pca", "pca", every_steps=-1)
   config_lib.add_eval(c, "reconstructions", "reconstruction_grid")
   representation_evals(c)
-  c.train.update(best_metric="test_mse", best_mode="min")
+  c.train.update(best_metric="validation_mse", best_mode="min")
   if "denoising" in chosen:
     c.augment = "gaussian_noise(0.5, clip=(0.0, 1.0), out='corrupted')"
-    c.evals.test.augment = c.evals.reconstructions.augment = c.augment
+    c.evals.test.augment = c.evals.validation.augment = c.evals.reconstructions.augment = c.augment
   if "conv" in chosen:
     c.model.update(kind="conv", hidden=(32, 64))
   return c

@@ -29,7 +29,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 50
   c.train.eval_every_steps = 250
   c.train.checkpoint_every_steps = 250
-  c.train.update(best_metric="test_accuracy", best_mode="max", keep_best_checkpoint=False)
+  c.train.update(best_metric="validation_accuracy", best_mode="max", keep_best_checkpoint=False)
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
   config_lib.add_eval(c, "test", "metrics")
   if arg == "quick":
     c.train.num_epochs = 8.0

@@ -40,6 +40,9 @@ def gan_config(name: str, arg: str | None, **model) -> ml_collections.ConfigDict
   c.train.log_every_steps = 100
   c.train.eval_every_steps = 2_000
   c.train.checkpoint_every_steps = 2_000
+  # FID compares samples with the training split's statistics; its held-out split (the floor,
+  # and how many samples "fid" scores) is validation, since the best/ checkpoint is chosen on it.
+  c.evals.scores.split = "validation"
   c.train.best_metric = "scores_fid"
   c.train.best_mode = "min"
   if arg == "quick":  # 2-core CPU, one device (two were slower here), half widths; more,

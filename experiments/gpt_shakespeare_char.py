@@ -29,13 +29,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       dropout=0.2, tie_embeddings=True, use_bias=False, attention_impl="", dtype="",
       position="learned"))
   c.data.update(name="text_files/tinyshakespeare", tokenizer="char", seq_len=256,
-                packing="windows", batch_size=64, eval_split="validation", eval_batch_size=256)
+                packing="windows", batch_size=64, eval_split="test", eval_batch_size=256)
   c.optim.update(name="adamw", lr=1e-3, b1=0.9, b2=0.99, weight_decay=0.1,
                  schedule="warmup_cosine", warmup_steps=100, min_lr_ratio=0.1,
                  grad_clip_norm=1.0)
   c.train.update(num_steps=5000, log_every_steps=50, eval_every_steps=250,
                  checkpoint_every_steps=250, best_metric="validation_loss", best_mode="min")
-  config_lib.add_eval(c, "validation", "metrics")
+  # Choices (the best/ checkpoint) on validation, the end of nanoGPT's training text; the
+  # reported loss on test, nanoGPT's validation text, after the last step.
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
+  config_lib.add_eval(c, "test", "metrics", every_steps=-1)
   if arg in ("quick", "quick_prune50", "quick_prune80"):
     c.model.update(block_size=64, num_layers=4, num_heads=4, width=128, dropout=0.0)
     c.data.update(seq_len=64, batch_size=12)

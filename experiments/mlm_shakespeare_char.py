@@ -27,7 +27,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     c[key] = base[key]
   c.model.update(causal=False, position="rotary")
   c.train.best_metric = "validation_loss"
-  config_lib.add_eval(c, "validation", "metrics")
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
+  config_lib.add_eval(c, "test", "metrics", every_steps=-1)
   return c
 
 

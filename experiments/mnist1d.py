@@ -42,7 +42,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.train.log_every_steps = 250
   c.train.eval_every_steps = 250
   c.train.checkpoint_every_steps = 1000
-  c.train.update(best_metric="test_accuracy", best_mode="max", keep_best_checkpoint=False)
+  c.train.update(best_metric="validation_accuracy", best_mode="max", keep_best_checkpoint=False)
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
   config_lib.add_eval(c, "test", "metrics")
   c.mesh.data = 1  # tiny models: one device is fastest; the sweep runs them one after another
   c.sweep = (("model", MODELS), ("seed", (0, 1, 2)))

@@ -45,7 +45,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config_lib.add_eval(c, "knn_h", "knn", k=10, every_steps=-1)
   config_lib.add_eval(c, "pixels", "linear_probe", fn="input", every_steps=-1)
   config_lib.add_eval(c, "pixels_knn", "knn", fn="input", k=10, every_steps=-1)
-  c.train.update(best_metric="probe_accuracy", best_mode="max", keep_best_checkpoint=False)
   c.sweep = (("seed", (0, 1, 2)),)  # the table: mean ± std over three seeds
   if arg == "quick":
     c.train.num_epochs = 50.0

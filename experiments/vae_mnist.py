@@ -29,6 +29,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
       image_shape=(28, 28, 1)))
   ae_mnist.mnist(c, 10.0 if "quick" in chosen else 30.0)
   c.augment = "binarize"
+  config_lib.add_eval(c, "validation", "metrics", split="validation", augment="binarize")
   config_lib.add_eval(c, "test", "metrics", augment="binarize")
   config_lib.add_eval(c, "train_elbo", "metrics", split="train", every_steps=-1, augment="binarize")
   config_lib.add_eval(c, "iwae", "iwae", k=1000, chunk=100, batch_size=400, every_steps=-1,
@@ -36,7 +37,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   config_lib.add_eval(c, "samples", "sample_grid", value_range=(0.0, 1.0))
   config_lib.add_eval(c, "reconstructions", "reconstruction_grid", augment="binarize")
   ae_mnist.representation_evals(c)
-  c.train.update(best_metric="test_neg_elbo", best_mode="min")
+  c.train.update(best_metric="validation_neg_elbo", best_mode="min")
   if "latent2" in chosen:
     c.model.latent_dim = 2
     config_lib.add_eval(c, "walk", "latent_walk")

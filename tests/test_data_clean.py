@@ -1,3 +1,4 @@
+import itertools
 import json
 import os
 
@@ -54,7 +55,7 @@ def test_planted_duplicates_are_removed_and_reported(data_dir, tmp_path, tfds_di
   c = config_lib.get_config().data
   c.update(dict(name="text_files/planted", data_dir=str(tmp_path), tfds_dir=tfds_dir))
   c.text.update(split_by="documents", train_fraction=0.8, clean=PIPELINE)
-  kept = [t.decode() for s in ("train", "validation")
+  kept = [t.decode() for s in ("train", "validation", "test")
           for t in pipeline.load_split(c, s).columns["text"]]
   # No false removal and no miss: every distinct original survives exactly once, and every
   # planted exact and near copy is gone.
@@ -70,9 +71,9 @@ def test_planted_duplicates_are_removed_and_reported(data_dir, tmp_path, tfds_di
   assert removed["nfkc"] == 10 and removed["strip_control"] == 10
   assert report["words_out"] == 300 * 100
   c.update(tokenizer="byte", seq_len=16)  # tokenising adds its counts to the report
-  n = sum(pipeline.load_split(c, s).num_tokens for s in ("train", "validation"))
+  n = sum(pipeline.load_split(c, s).num_tokens for s in ("train", "validation", "test"))
   report = json.load(open(os.path.join(builder.data_dir, text_files.REPORT)))
-  assert sum(report["tokens_out"]["byte"].values()) == n == report["bytes_out"] + 300 - 2
+  assert sum(report["tokens_out"]["byte"].values()) == n == report["bytes_out"] + 300 - 3
 
 
 def test_near_duplicate_recall_and_precision_at_scale(data_dir):
@@ -132,6 +133,99 @@ def _variants(base: list[str], rng, edits: int) -> str:
   for p in rng.choice(len(w), edits, replace=False):
     w[p] = f"edit{rng.integers(10**6)}"
   return " ".join(w)
+
+
+def _random_words(rng, n: int) -> list[str]:
+  """Words drawn from 50,000: two independent passages share no 5-gram."""
+  return [f"w{x}" for x in rng.integers(0, 50000, n)]
+
+
+def chained_corpus(seed: int = 0, n: int = 300, chains: int = 40, copies: int = 80):
+  """(documents in key order, planted (source, copy) pairs, chains (q, r, s)), as indices: n
+  random passages of 100 words; `chains` runs of three 100-word windows of one text, 30 words
+  apart (q ~ r ~ s at Jaccard 0.52, q and s at 0.23), spread over the corpus in that order; a
+  copy with 2-6 words replaced of each chain's s and of other passages, somewhere after it."""
+  rng = np.random.default_rng(seed)
+  items = [(float(i), " ".join(_random_words(rng, 100))) for i in range(n)]  # (position, text)
+  firsts = []
+  for _ in range(chains):
+    w = _random_words(rng, 160)
+    firsts.append(len(items))
+    items += [(float(p), " ".join(w[o:o + 100])) for p, o in zip(np.sort(rng.uniform(0, n, 3)),
+                                                                  (0, 30, 60))]
+  planted = []
+  for src in [f + 2 for f in firsts] + rng.choice(n, copies - chains, replace=False).tolist():
+    pos, text = items[src]
+    items.append((pos + rng.uniform(0.01, n + 1 - pos), _variants(text.split(), rng,
+                                                                   int(rng.integers(2, 7)))))
+    planted.append((src, len(items) - 1))
+  order = sorted(range(len(items)), key=lambda i: items[i][0])
+  where = {i: k for k, i in enumerate(order)}
+  return ([items[i][1] for i in order], [(where[s], where[c]) for s, c in planted],
+          [tuple(where[f + k] for k in range(3)) for f in firsts])
+
+
+def test_local_and_beam_pair_a_bucket_alike():
+  """Beam pairs each LSH bucket with dedupe.bucket_pairs, the local path a whole band at once with
+  clean._band_pairs: the same pairs. By hand: the bucket's first WINDOW and the WINDOW before."""
+  w = dedupe.WINDOW
+  assert ({a for a, b in dedupe.bucket_pairs(range(3 * w)) if b == 3 * w - 1}
+          == set(range(w)) | set(range(2 * w - 1, 3 * w - 1)))
+  rng = np.random.default_rng(0)
+  for _ in range(100):
+    n = int(rng.integers(1, 60))
+    idx = np.sort(rng.choice(1000, n, replace=False))
+    vals = rng.integers(0, int(rng.integers(1, 8)), n).astype(np.uint64)
+    want = {p for v in set(vals.tolist()) for p in dedupe.bucket_pairs(idx[vals == v].tolist())}
+    assert {tuple(p) for p in clean._band_pairs(vals, idx).tolist()} == want
+
+
+def test_keep_first_never_removes_through_a_removed_document():
+  """1 goes to 0 and 3 to 2; 2 and 4 stay though near the removed 1 (connected components would
+  keep 0 alone). Only pairs whose earlier member is kept are asked about, in key order."""
+  near, asked = {(0, 1), (1, 2), (2, 3), (1, 4)}, []
+
+  def is_near(a, b):
+    asked.append((a, b))
+    return (a, b) in near
+
+  pairs = sorted([(0, 1), (1, 2), (0, 2), (2, 3), (0, 4), (1, 4), (3, 4)], key=lambda p: p[::-1])
+  assert dedupe.keep_first(pairs, is_near) == {1: 0, 3: 2}
+  assert asked == [(0, 1), (0, 2), (2, 3), (0, 4)]
+
+
+def test_a_chain_of_near_copies_keeps_its_ends():
+  """A ~ B ~ C ~ D ~ E, each sharing 70 of its 100 words with the next, A unlike C: the engine
+  keeps A, C and E (B goes to A, D to C), where connected components kept A alone."""
+  w = _random_words(np.random.default_rng(0), 220)
+  docs = [" ".join(w[i:i + 100]) for i in range(0, 121, 30)]
+  assert all(_jaccard(a, b) >= 0.5 for a, b in zip(docs, docs[1:]))
+  assert all(_jaccard(a, b) < 0.5 for a, b in zip(docs, docs[2:]))
+  with clean.clean_stream(enumerate(docs), "dedupe_near(0.5)", workers=1) as r:
+    assert [k for k, _ in r] == [0, 2, 4]
+    assert sorted(r.duplicates()) == [(1, 0, "near"), (3, 2, "near")]
+    assert r.report["stages"][0]["clusters"] == 2
+
+
+def test_planted_pairs_recovered_and_every_removal_has_a_kept_near_copy():
+  """chained_corpus: each planted copy goes and its source stays (a chain's tail too, which
+  components removed with the whole chain, losing both members of its pair); every removed
+  document's kept document is a near copy by Python sets; no two kept ones are."""
+  docs, planted, chains = chained_corpus()
+  with clean.clean_stream(enumerate(docs), "dedupe_exact|dedupe_near(0.5)", workers=1) as r:
+    kept = {k for k, _ in r}
+    dups = list(r.duplicates())
+  assert len(dups) == len(docs) - len(kept)
+  for k, rep, _ in dups:
+    assert rep in kept and _jaccard(docs[k], docs[rep]) >= 0.5
+  assert all(q in kept and r not in kept and s in kept for q, r, s in chains)
+  eligible = [(s, c) for s, c in planted if _jaccard(docs[s], docs[c]) >= 0.5]
+  assert len(eligible) >= 75
+  assert [(s in kept, c in kept) for s, c in eligible] == [(True, False)] * len(eligible)
+  groups = [chain + (c,) for chain, (_, c) in zip(chains, planted)] + planted[len(chains):]
+  for g in groups:
+    assert all(_jaccard(docs[a], docs[b]) < 0.5
+               for a, b in itertools.combinations([i for i in g if i in kept], 2))
 
 
 def test_verification_removes_only_true_near_copies(data_dir):

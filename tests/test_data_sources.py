@@ -51,15 +51,32 @@ def test_truncated_gzip_is_a_clear_error(data_dir, tmp_path):
 
 def test_mnist_idx_carve_out(data_dir, tfds_dir):
   c = _data_config(tfds_dir, data_dir)
-  train = pipeline.load_split(c, "train")
-  test = pipeline.load_split(c, "test")
-  assert len(train) == 8000 and len(test) == 2000
-  assert train.columns["image"].shape == (8000, 28, 28, 1)
-  # Disjoint halves of the one real split: no test image appears in training.
-  seen = {x.tobytes() for x in train.columns["image"]}
-  assert sum(x.tobytes() in seen for x in test.columns["image"]) < 5  # MNIST has a few repeats
-  counts = np.bincount(test.columns["label"], minlength=10)
-  assert counts.min() > 150  # every class is held out
+  splits = {s: pipeline.load_split(c, s) for s in ("train", "validation", "test")}
+  assert {s: len(v) for s, v in splits.items()} == {"train": 7000, "validation": 1000, "test": 2000}
+  assert splits["train"].columns["image"].shape == (7000, 28, 28, 1)
+  # The three parts of the one real split, each image in exactly one of them.
+  raw = mnist_idx.read_idx(os.path.join(data_dir, "mnist", "t10k-images-idx3-ubyte.gz"))
+  every = sorted(x.tobytes() for s in splits.values() for x in s.columns["image"])
+  assert every == sorted(x.tobytes() for x in raw[..., None])
+  # The test split is still the 2,000 images that version 1.1's 8,000 / 2,000 carve held out.
+  held_out = np.random.default_rng(0).permutation(10000)[8000:]
+  assert (sorted(x.tobytes() for x in splits["test"].columns["image"])
+          == sorted(x.tobytes() for x in raw[held_out][..., None]))
+  for s in ("validation", "test"):
+    counts = np.bincount(splits[s].columns["label"], minlength=10)
+    assert counts.min() > len(splits[s]) // 20  # every class is held out
+
+
+def test_mnist1d_validation_is_carved_from_train(tfds_dir):
+  from mnist1d.data import get_dataset_args, make_dataset  # pylint: disable=import-outside-toplevel
+  c = _data_config(tfds_dir, name="mnist1d")
+  splits = {s: pipeline.load_split(c, s) for s in ("train", "validation", "test")}
+  assert {s: len(v) for s, v in splits.items()} == {"train": 3500, "validation": 500, "test": 1000}
+  canonical = make_dataset(get_dataset_args())
+  rows = lambda xs: sorted(np.asarray(x, np.float32).tobytes() for x in xs)
+  assert rows(np.concatenate([splits["train"].columns["x"], splits["validation"].columns["x"]])
+              ) == rows(canonical["x"])
+  assert rows(splits["test"].columns["x"]) == rows(canonical["x_test"])
 
 
 def test_missing_data_dir_names_the_variable(tmp_path, monkeypatch):

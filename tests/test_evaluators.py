@@ -24,10 +24,11 @@ def test_several_evaluators_splits_and_cadences_in_one_run(tfds_dir, tmp_path):
            for name in ("test", "train_fit", "pixels", "pixels_knn")}
   assert steps == {"test": [10, 20], "train_fit": [5, 10, 15, 20], "pixels": [20],
                    "pixels_knn": [20]}
-  # Each split's own numbers: 4,000 training sequences vs 1,000 test ones.
+  # Each split's own numbers: 3,500 training sequences vs 1,000 test ones.
   assert s["train_fit_accuracy"] != s["test_accuracy"]
   assert {"test_loss", "train_fit_loss", "pixels_accuracy", "pixels_l2",
-          "pixels_knn_accuracy", "test_accuracy_best"} <= set(s)
+          "pixels_knn_accuracy", "validation_accuracy_best"} <= set(s)
+  assert "test_accuracy_best" not in s  # nothing is chosen on test
   # MNIST-1D's raw sequences: logistic regression ~32% (the paper's table), kNN below 60%.
   assert 0.2 < s["pixels_accuracy"] < 0.45 and 0.2 < s["pixels_knn_accuracy"] < 0.7
 
@@ -52,6 +53,10 @@ def test_evaluator_rng_is_per_name_and_step_and_replays():
      "needs the task's 'encode' function, but task 'classify' provides"),
     (lambda c: setattr(c.train, "best_metric", "accuracy"),
      "best_metric='accuracy' must be '<evaluator>_<metric>'"),
+    (lambda c: setattr(c.train, "best_metric", "test_accuracy"),
+     r"'test_accuracy' would choose a checkpoint on the test split \('test' reads split 'test'\)"),
+    (lambda c: (config_lib.add_eval(c, "held", "metrics", split="test[:50%]"),
+                setattr(c.train, "best_metric", "held_loss")), "on the test split"),
     (lambda c: (config_lib.add_eval(c, "big", "metrics", batch_size=12),
                 c.mesh.update(data=-1)), r"evals.big.batch_size .* not divisible"),
     (lambda c: setattr(c, "augment", "gaussian_noise(-1)"), "std"),
@@ -83,8 +88,9 @@ def test_task_settings_live_in_their_task_sections():
   assert "sample_tokens" not in cls.train and "sample_tokens" not in lm.train
   assert set(gan.gan) >= {"loss", "n_critic", "gp_weight", "ema_decay"} and "lm" not in gan
   assert lm.lm.z_loss == 0.0 and lm.evals.samples.type == "text_sample"
-  assert set(gan.evals) == {"test", "samples", "scores"} and set(cls.evals) == {"test"}
-  assert set(mnist1d.get_config().evals) == {"test"}
+  assert set(gan.evals) == {"test", "samples", "scores"}
+  assert set(cls.evals) == {"validation", "test"}
+  assert set(mnist1d.get_config().evals) == {"validation", "test"}
 
 
 def test_unknown_task_key_lists_the_valid_ones():
@@ -116,7 +122,7 @@ def test_two_views_reach_the_task_as_the_batch_it_sees(tfds_dir, tmp_path):
 
 def test_a_best_metric_its_evaluator_does_not_report_is_named(tfds_dir, tmp_path):
   c = helpers.tiny_config(tfds_dir, num_steps=10)
-  c.train.best_metric = "test_acc"
-  with pytest.raises(ConfigError, match="'test_acc' is not among .* valid: test_accuracy, "
-                                        "test_loss"):
+  c.train.best_metric = "validation_acc"
+  with pytest.raises(ConfigError, match="'validation_acc' is not among .* valid: "
+                                        "validation_accuracy, validation_loss"):
     train.run(c, str(tmp_path))

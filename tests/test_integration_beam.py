@@ -6,12 +6,14 @@ import os
 import numpy as np
 import pytest
 
-from aigc_jax.data import pipeline, sources
+from aigc_jax.data import clean, pipeline, sources
 from aigc_jax.data.builders import text_files
 from aigc_jax.errors import ConfigError
 from aigc_jax import config as config_lib
+from tests import test_data_clean
 
 beam = pytest.importorskip("apache_beam", reason="Apache Beam not installed (pip install apache-beam)")
+from apache_beam.options import pipeline_options  # noqa: E402  (after the check above)
 
 RUNNER = "--runner=BundleBasedDirectRunner"  # Beam's local direct runner, no job server
 
@@ -47,10 +49,10 @@ def test_beam_build_equals_local_build(tmp_path, data_dir):
   raw = _corpus(tmp_path, data_dir)
   local = _config(raw, str(tmp_path / "local"), "")
   beamed = _config(raw, str(tmp_path / "beam"), RUNNER)
-  for split in ("train", "validation"):
+  for split in ("train", "validation", "test"):
     a = pipeline.load_split(local, split).columns["text"]
     b = pipeline.load_split(beamed, split).columns["text"]
-    assert len(a) == {"train": 30, "validation": 10}[split]
+    assert len(a) == {"train": 28, "validation": 2, "test": 10}[split]
     assert a.tolist() == b.tolist()  # same documents in the same order
     assert all(not t.decode().endswith(" \uff21") for t in b)  # cleaned by the workers
     assert _shard(local, split) == _shard(beamed, split)  # byte-identical array_record files
@@ -92,7 +94,7 @@ def test_beam_on_two_workers_keeps_what_the_local_path_keeps(tmp_path, data_dir)
     c = _config(raw, str(tmp_path / name), options)
     c.update(name="text_files/planted")
     c.text.update(clean=FULL, delimiter="\n@@\n", train_fraction=0.8)
-    for split in ("train", "validation"):
+    for split in ("train", "validation", "test"):
       pipeline.load_split(c, split)
     reports.append(json.load(open(os.path.join(sources.get_builder(c).data_dir,
                                                text_files.REPORT))))
@@ -100,7 +102,7 @@ def test_beam_on_two_workers_keeps_what_the_local_path_keeps(tmp_path, data_dir)
       local = c
     else:
       beamed = c
-  for split in ("train", "validation"):
+  for split in ("train", "validation", "test"):
     assert _shard(local, split, "planted") == _shard(beamed, split, "planted")
   for r in reports:  # how much work found the groups differs (local skips joined pairs)
     r.pop("seconds", None), r.pop("phase_seconds", None)
@@ -115,6 +117,36 @@ def test_beam_on_two_workers_keeps_what_the_local_path_keeps(tmp_path, data_dir)
   assert stages["min_length(20, unit='words')"]["reasons"] == {"too_short": 1}
   assert stages["pii"]["changed"] == 1
   assert a["documents_out"] == 120
+
+
+def test_beam_keeps_what_the_local_path_keeps_through_chains(tmp_path):
+  """test_data_clean.chained_corpus (chains q ~ r ~ s with q unlike s, planted copies) as files:
+  Beam on 2 worker processes keeps exactly the documents the local path keeps, chains' ends
+  included, with the same near-duplicate counts in its report."""
+  docs, _, chains = test_data_clean.chained_corpus(seed=1)
+  folder, keys = tmp_path / "chains", []
+  folder.mkdir()
+  for f, idx in enumerate(np.array_split(np.arange(len(docs)), 40)):
+    (folder / f"{f:03d}.txt").write_text("\n@@\n".join(docs[i] for i in idx))
+    keys += [(f << 32) | part for part in range(len(idx))]
+  opts = text_files.TextOptions(split_by="documents", delimiter="\n@@\n",
+                                clean="dedupe_exact|dedupe_near(0.5)")
+  files = text_files.text_file_paths(str(folder))
+  with clean.clean_stream(text_files.iter_documents(files, opts, {}), opts.clean,
+                          workers=1) as r:
+    local, local_report = [k for k, _ in r], r.report
+  corpus = clean.BeamCorpus(list(enumerate(files)), text_files.BeamReader(opts), opts.clean, 0,
+                            (0.8,), str(tmp_path / "report.json"), {})
+  with beam.Pipeline(options=pipeline_options.PipelineOptions(MULTI.split())) as p:
+    ([p | f"Split{i}" >> corpus.split(i) for i in (0, 1)] | beam.Flatten()
+     | beam.Map(lambda kv: kv[0]) | beam.io.WriteToText(str(tmp_path / "kept")))
+  beamed = sorted(int(x) for f in tmp_path.glob("kept*") for x in open(f))
+  assert beamed == local
+  assert {keys[i] for chain in chains for i in chain[::2]} <= set(local)
+  assert not {keys[r] for _, r, _ in chains} & set(local)
+  beam_near = json.load(open(tmp_path / "report.json"))["stages"][-1]
+  assert [beam_near[k] for k in ("removed", "clusters")] == [
+      local_report["stages"][-1][k] for k in ("removed", "clusters")]
 
 
 def test_beam_refuses_a_character_cut(tmp_path, data_dir):

@@ -1,6 +1,7 @@
 """Federated averaging: client partitions, one vmapped round equals a loop over the clients,
 FedSGD equals SGD on the union, runs resume exactly, DP-FedAvg reports epsilon."""
 
+import json
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -123,3 +124,17 @@ def test_fedavg_experiment_configs():
   sgd = fedavg_mnist.get_config("fedsgd_iid")
   assert sgd.fed.local_batch == 0 and sgd.fed.local_epochs == 1
   assert fedavg_mnist.get_config("fedavg_shards").fed.split == "shards"
+  # Both methods are evaluated at the same cadence, so neither crossing is seen earlier.
+  assert sgd.train.eval_every_steps == fedavg_mnist.get_config("fedavg_iid").train.eval_every_steps
+
+
+def test_rounds_to_target_needs_a_sustained_crossing(tmp_path):
+  curve = [(5, 0.90), (10, 0.951), (15, 0.94), (20, 0.95), (25, 0.96), (30, 0.955), (35, 0.93)]
+  with open(tmp_path / "metrics.jsonl", "w") as f:
+    for step, acc in curve:
+      f.write(json.dumps({"split": "test", "step": step, "accuracy": acc}) + "\n")
+      f.write(json.dumps({"split": "validation", "step": step, "accuracy": 0.99}) + "\n")
+  assert fedavg_mnist.rounds_to(str(tmp_path))[0] == 20  # round 10's lone crossing does not count
+  assert fedavg_mnist.rounds_to(str(tmp_path), sustain=1)[0] == 10
+  assert fedavg_mnist.rounds_to(str(tmp_path), sustain=4)[0] is None
+  assert fedavg_mnist.rounds_to(str(tmp_path), "validation")[0] == 5

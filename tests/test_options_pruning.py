@@ -110,3 +110,19 @@ def test_prune_experiment_configs():
     assert c.optim.lr_drops[0][0] == c.prune.rounds[0][0]
     assert all(r[0] % c.train.eval_every_steps == 0 for r in c.prune.rounds)
   assert isinstance(prune_mnist.get_config("lenet5").model, ml_collections.ConfigDict)
+
+
+def test_prune_study_intervals():
+  # Clopper-Pearson with no errors has the closed form 1 - (alpha/2)^(1/n) for its upper end.
+  lo, hi = prune_mnist.binomial_ci(0, 2000)
+  assert lo == 0.0 and abs(hi - 100 * (1 - 0.025 ** (1 / 2000))) < 1e-9
+  # 90 errors in 2,000: Clopper-Pearson's ends are beta quantiles.
+  from scipy import stats  # pylint: disable=import-outside-toplevel
+  lo, hi = prune_mnist.binomial_ci(90, 2000)
+  assert abs(lo - 100 * stats.beta.ppf(0.025, 90, 1911)) < 1e-6
+  assert abs(hi - 100 * stats.beta.ppf(0.975, 91, 1910)) < 1e-6
+  # Two error rates 3 images apart on 2,000 each: the difference's interval spans zero.
+  lo, hi = prune_mnist.difference_ci(87, 90, 2000)
+  assert lo < 0 < hi and abs((lo + hi) / 2 - 0.15) < 1e-9
+  c = prune_mnist.get_config("lenet300")
+  assert tuple(c.seeds) == (0, 1, 2) and c.runner == "experiments.prune_mnist:study"

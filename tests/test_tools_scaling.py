@@ -108,6 +108,76 @@ def test_bootstrap_interval_covers_estimate_and_truth(sweep_fit):
     assert wide[name]["lo"] <= truth[name] <= wide[name]["hi"], (name, wide[name])
 
 
+def test_bootstrap_refits_from_several_starts_never_the_full_optimum(sweep_fit, monkeypatch):
+  """Starting every refit at the full-data optimum would pull it there and narrow the intervals:
+  each refit starts from several grid rows ranked on its own resample."""
+  (N, D, L), f = sweep_fit
+  optimum = np.log([f.A, f.B, f.E]).tolist() + [f.alpha, f.beta]
+  calls, minimise = [], scaling._minimise
+  monkeypatch.setattr(scaling, "_minimise", lambda starts, *a: (calls.append(np.array(starts)),
+                                                               minimise(starts, *a))[1])
+  boot = scaling.bootstrap(N, D, L, num=6, seed=2, starts=4, at=(1e7, 2e8))
+  refits = calls[1:]  # the first is the full fit, from 32 starts
+  assert len(calls[0]) == 32 and len(refits) == boot["alpha"]["resamples"] == 6
+  for starts in refits:
+    assert len(starts) == 4 and len(np.unique(starts, axis=0)) == 4
+    assert not np.any(np.all(np.isclose(starts, optimum, atol=1e-3), axis=1))
+  assert len({s.tobytes() for s in refits}) > 1  # ranked on each resample, not once
+  p = boot["predicted_loss"]
+  assert p["estimate"] == pytest.approx(float(f.predict(1e7, 2e8)))
+  assert p["lo"] <= p["estimate"] <= p["hi"]
+
+
+def test_naive_predictors():
+  runs = [{"N": n, "D": d, "loss": 1.0 + i, "flops": 6 * n * d}
+          for i, (n, d) in enumerate([(1e4, 1e6), (1e5, 1e6), (1e5, 4e6), (1e6, 1e5)])]
+  # Nearest in (log N, log D): 3x in N and 1.33x in D is nearer than 3x in both.
+  assert scaling.nearest_run(runs, 3e5, 3e6) is runs[2]
+  assert scaling.nearest_run(runs, 2e6, 1e5) is runs[3]
+  N = np.geomspace(1e4, 1e6, 6)
+  law = lambda n: 1.2 + 30.0 / n**0.3  # noqa: E731
+  f = scaling.fit_n(N, law(N) * np.random.default_rng(0).lognormal(0.0, 1e-4, N.size))
+  assert f.E == pytest.approx(1.2, rel=0.02) and f.alpha == pytest.approx(0.3, abs=0.01)
+  assert f.A == pytest.approx(30.0, rel=0.1)
+  assert f.predict(4e6) == pytest.approx(law(4e6), rel=1e-3)
+  with pytest.raises(ConfigError, match="2 distinct N for 3 parameters"):
+    scaling.fit_n(N[:2], law(N[:2]))
+
+
+def test_a_held_out_run_must_extrapolate_4x_in_n_and_2x_in_d():
+  N, D = [1e4, 2e5, 7.9e5], [1e5, 4e5, 4e5]
+  assert scaling.check_extrapolation(N, D, 3.555e6, 8e5) == pytest.approx((4.5, 2.0))
+  with pytest.raises(ConfigError, match=r"1.33x the largest fitted N .*at least 4x in N"):
+    scaling.check_extrapolation(N, D, 1.05e6, 8e5)
+  with pytest.raises(ConfigError, match=r"1.50x the largest fitted D"):
+    scaling.check_extrapolation(N, D, 4e6, 6e5)
+
+
+def test_a_prediction_is_refused_once_its_run_exists(tmp_path):
+  path, run = str(tmp_path / "prediction.json"), tmp_path / "heldout"
+  made = []
+  make = lambda: made.append(1) or {"predicted_loss": 1.5}  # noqa: E731
+  run.mkdir()
+  with pytest.raises(ConfigError, match="made after .* is not a prediction"):
+    scaling.predict_before(path, [str(run)], make)
+  assert not made and not (tmp_path / "prediction.json").exists()
+  run.rmdir()
+  first = scaling.predict_before(path, [str(run)], make)
+  assert first["predicted_loss"] == 1.5 and "made_at" in first and made == [1]
+  run.mkdir()  # the run starts after the prediction: a resumed study reads the stored one
+  assert scaling.predict_before(path, [str(run)], lambda: {"predicted_loss": 9.0}) == first
+
+
+def test_prediction_errors_against_the_seeds_mean():
+  errors = scaling.prediction_errors({"fit": 1.61, "naive": 1.70}, [1.60, 1.62, 1.58])
+  assert errors["fit"]["error"] == pytest.approx(0.01)
+  assert errors["fit"]["relative_error"] == pytest.approx(0.01 / 1.6)
+  assert errors["naive"]["error_in_std"] == pytest.approx(0.1 / 0.02)
+  table = scaling.predictions_markdown(errors, [1.60, 1.62, 1.58])
+  assert table.startswith("measured over 3 seeds: 1.6000 ± 0.0200")
+  assert "| naive | 1.7000 | +0.1000 | +6.25% | +5.0 |" in table
+
+
 def _runs():
   N, D, L = _sweep()
   return [{"N": n, "D": d, "loss": l, "flops": 6 * n * d} for n, d, l in zip(N, D, L)]

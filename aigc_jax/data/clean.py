@@ -1,18 +1,19 @@
 """Build-time document cleaning at corpus scale: `"op|op(args)|dedupe_exact|dedupe_near"`.
 
 Per-document ops (aigc_jax/data/docops.py, quality.py) rewrite a document or drop it with a
-reason; they come first. The corpus-wide steps, `dedupe_exact` then `dedupe_near`, come last and
-keep the earliest document (by its stable key) of each group of copies.
+reason; they come first. The corpus-wide steps, `dedupe_exact` then `dedupe_near`, come last:
+the earliest document (by its stable key) of exact copies is kept, and a document goes as a near
+copy only of a document that is kept.
 
 The engine streams: documents arrive as `(key, text)` with increasing integer keys, are cleaned
 in batches by worker processes, and what survives the per-document ops is written to a spill file.
 Memory holds per document only its key, spill offset, a 16-byte content digest and its LSH band
 keys (`dedupe.py`; 8 bytes a band, 42 bands by default): a few hundred bytes, never the text.
-After the stream, exact copies are found by sorting digests, near copies by sorting band keys;
-each candidate pair is confirmed by the exact Jaccard similarity of the two documents' shingle
-sets (read back from the spill) before it joins a cluster. Kept documents are read back in key
-order. `beam_clean` runs the same steps on Apache Beam with the same functions, so both paths
-keep the same documents on any number of workers.
+After the stream, exact copies are found by sorting digests, near copies by sorting band keys:
+in key order, a document is removed when a kept candidate is confirmed a near copy by the exact
+Jaccard similarity of the two documents' shingle sets (read back from the spill). Kept documents
+are read back in key order. `BeamCorpus` runs the same steps on Apache Beam with the same
+functions, so both paths keep the same documents on any number of workers.
 """
 
 import collections
@@ -67,9 +68,10 @@ def dedupe_exact():
 
 def dedupe_near(threshold: float = 0.5, num_perm: int = 128, ngram: int = 5, unit: str = "words",
                 seed: int = 1, bands: int = 0, verify: bool = True):
-  """Drops a document whose n-gram shingle set has exact Jaccard similarity >= threshold with
-  another document's, keeping the earliest of each connected group. MinHash LSH proposes the
-  pairs; `verify=False` accepts LSH's candidates unchecked (faster, may remove non-copies)."""
+  """Drops a document whose n-gram shingle set has exact Jaccard similarity >= threshold with a
+  kept document's: in key order, each is kept unless a kept one is its near copy, so no chain of
+  copies removes a document unlike every kept one. MinHash LSH proposes the pairs;
+  `verify=False` accepts LSH's candidates unchecked (faster, may remove non-copies)."""
   docops.check_range("dedupe_near", "threshold", threshold, lo=0.0, hi=1.0, lo_open=True,
                      hi_open=True)
   docops.check_range("dedupe_near", "num_perm", num_perm, lo=16, hi=1024)
@@ -326,37 +328,44 @@ def _count(report: dict, out: dict) -> None:
 
 
 def _band_pairs(vals: np.ndarray, idx: np.ndarray) -> np.ndarray:
-  """(m, 2) candidate pairs of one band: documents `idx` (increasing) with band keys `vals`;
-  in each bucket every member with the bucket's first and with its predecessor (bucket_pairs)."""
+  """(m, 2) candidate pairs of one band, documents `idx` (increasing) with band keys `vals`: in
+  each bucket, each member with the first and the preceding dedupe.WINDOW members (bucket_pairs);
+  a pair may repeat."""
   order = np.lexsort((idx, vals))
   sv, si = vals[order], idx[order]
   same = np.zeros(len(sv), bool)
   same[1:] = sv[1:] == sv[:-1]
-  if not same.any():
-    return np.zeros((0, 2), np.int64)
-  first = np.maximum.accumulate(np.where(same, 0, np.arange(len(sv))))
   pos = np.flatnonzero(same)
-  chain = np.stack([si[pos - 1], si[pos]], 1)
-  star = pos[first[pos] != pos - 1]
-  return np.concatenate([chain, np.stack([si[first[star]], si[star]], 1)])
+  first = np.maximum.accumulate(np.where(same, 0, np.arange(len(sv))))[pos]
+  rank = pos - first  # in its bucket, >= 1
+  out = [np.zeros((0, 2), np.int64)]
+  for d in range(dedupe.WINDOW):
+    at = pos[rank > d]  # members with a (d+1)-th predecessor, and the bucket a (d+1)-th member
+    out.append(np.stack([si[at - d - 1], si[at]], 1))
+    out.append(np.stack([si[first[rank > d] + d], si[at]], 1))
+  return np.concatenate(out)
 
 
-def _roots(parent: np.ndarray) -> np.ndarray:
-  """Pointer jumping until every entry points at its root."""
-  while True:
-    grand = parent[parent]
-    if np.array_equal(grand, parent):
-      return parent
-    parent = grand
+def candidate_pairs(bands: np.ndarray, idx: np.ndarray, n: int) -> Iterator[tuple[int, int]]:
+  """Distinct candidate pairs (a, b), a < b, of documents `idx` (increasing, all < n) with band
+  keys `bands` (one row each), in (b, a) order: what dedupe.keep_first reads."""
+  codes = [np.zeros(0, np.int64)]
+  for j in range(bands.shape[1]):
+    pairs = _band_pairs(bands[:, j], idx)
+    codes.append(np.unique(pairs[:, 1] * n + pairs[:, 0]))
+  codes = np.unique(np.concatenate(codes))
+  for i in range(0, len(codes), 1 << 16):  # as Python ints a few at a time
+    c = codes[i:i + (1 << 16)]
+    yield from zip((c % n).tolist(), (c // n).tolist())
 
 
 def find_duplicates(plan: Plan, digests, bands, has_shingles, similarities,
                     report: dict) -> tuple[np.ndarray, np.ndarray]:
   """For the survivors of the per-document ops, in key order: (representative index, or -1 for
   a kept document; kind, 1 exact or 2 near). Exact copies first (sorted digests), then near
-  copies among the rest: connected components of verified pairs, rooted at the smallest index.
-  `similarities([(i, j)])` gives the exact Jaccard of each pair. Band by band, pairs already
-  joined are skipped before any text is read (they cannot change the components)."""
+  copies among the rest: in index order, a document goes only as a verified near copy of a kept
+  candidate (dedupe.keep_first), so every removal has a kept near copy. `similarities([(i, j)])`
+  gives exact Jaccard; it is asked only about pairs whose earlier member is kept."""
   n = len(has_shingles)
   rep = np.full(n, -1, np.int64)
   kind = np.zeros(n, np.int8)
@@ -375,40 +384,27 @@ def find_duplicates(plan: Plan, digests, bands, has_shingles, similarities,
     n_bands, rows = nc.layout
     near_in = int((rep < 0).sum())
     live = np.flatnonzero((rep < 0) & has_shingles)
-    parent = np.arange(n)
+    pairs = candidate_pairs(bands[live], live, n)
     checked = rejected = 0
-    known_bad = set()
 
-    def find(x):
-      while parent[x] != x:
-        parent[x] = parent[parent[x]]
-        x = parent[x]
-      return x
+    def near(a, b):
+      nonlocal checked, rejected
+      checked += 1
+      if nc.verify and similarities([(a, b)])[0] < nc.threshold:
+        rejected += 1
+        return False
+      return True
 
-    for j in range(n_bands):
-      pairs = _band_pairs(bands[live, j], live)
-      if not len(pairs):
-        continue
-      # A pair already joined cannot change the components: skip it before reading any text.
-      pairs = pairs[parent[pairs[:, 0]] != parent[pairs[:, 1]]]
-      todo = [(a, b) for a, b in np.unique(pairs, axis=0).tolist() if (a, b) not in known_bad]
-      checked += len(todo)
-      sims = similarities(todo) if nc.verify else [1.0] * len(todo)
-      for (a, b), sim in zip(todo, sims):
-        if sim < nc.threshold:
-          rejected += 1
-          known_bad.add((a, b))
-          continue
-        ra, rb = find(a), find(b)
-        parent[max(ra, rb)] = min(ra, rb)
-      parent = _roots(parent)
-    members = np.flatnonzero(parent != np.arange(n))
-    rep[members], kind[members] = parent[members], 2
+    removed = dedupe.keep_first(pairs, near)
+    members = np.fromiter(removed, np.int64, len(removed))
+    kept_as = np.arange(n)
+    kept_as[members] = np.fromiter(removed.values(), np.int64, len(removed))
+    rep[members], kind[members] = kept_as[members], 2
     exact = kind == 1
-    rep[exact] = parent[rep[exact]]  # copies of a document that went as a near copy follow it
+    rep[exact] = kept_as[rep[exact]]  # copies of a document that went as a near copy follow it
     report["stages"].append({
         "op": plan.near_text, "documents_in": near_in, "removed": len(members),
-        "clusters": len(np.unique(parent[members])), "bands": n_bands, "rows": rows,
+        "clusters": len(np.unique(kept_as[members])), "bands": n_bands, "rows": rows,
         "verified": nc.verify, "pairs_checked": checked, "rejected_by_exact_jaccard": rejected})
   return rep, kind
 
@@ -510,28 +506,35 @@ def _rank_keys(keys: np.ndarray, seed: int) -> np.ndarray:
   return dedupe.mix(keys.astype(np.uint64) + np.uint64(seed) * np.uint64(0x9E3779B97F4A7C15))
 
 
-def split_cut(n: int, train_fraction: float) -> int:
-  return min(max(int(n * train_fraction), 1), n - 1)
-
-
-def train_threshold(keys: np.ndarray, seed: int, train_fraction: float) -> tuple[int, int]:
-  """(rank, key) below which a document is train: the documents ordered by their seeded rank
-  (ties by key), the first train_fraction of them. A function of the kept keys only, so the
-  local path and Beam split alike, whatever the number of workers."""
+def split_cuts(keys: np.ndarray, seed: int, fractions) -> list[tuple[int, int]]:
+  """(rank, key) of the first document of each split after the first: the documents ordered by
+  their seeded rank (ties by key), the first fractions[0] of them in split 0, the next
+  fractions[1] in split 1, and so on, the rest in the last split; none left empty. A function of
+  the kept keys only, so the local path and Beam split alike, whatever the number of workers."""
   n = len(keys)
-  if n < 2:
-    raise ConfigError(f"{n} document(s) left after cleaning; a documents split needs two or more. "
-                      "Add documents or relax data.text.clean.")
+  if n < len(fractions) + 1:
+    raise ConfigError(f"{n} document(s) left after cleaning; a documents split into "
+                      f"{len(fractions) + 1} parts needs as many or more. Add documents or relax "
+                      "data.text.clean.")
   ranks = _rank_keys(np.asarray(keys, np.int64), seed)
   order = np.lexsort((keys, ranks))
-  cut = order[split_cut(n, train_fraction)]
-  return int(ranks[cut]), int(keys[cut])
+  cuts, total, at = [], 0.0, 0
+  for i, f in enumerate(fractions):
+    total += f
+    # each split before keeps one document at least, and leaves one for each split after
+    at = min(max(int(n * total), at + 1), n - (len(fractions) - i))
+    cuts.append((int(ranks[order[at]]), int(keys[order[at]])))
+  return cuts
 
 
-def is_train(keys: np.ndarray, seed: int, threshold: tuple[int, int]) -> np.ndarray:
-  ranks = _rank_keys(np.asarray(keys, np.int64), seed)
-  r0, k0 = np.uint64(threshold[0]), threshold[1]
-  return (ranks < r0) | ((ranks == r0) & (np.asarray(keys) < k0))
+def split_index(keys: np.ndarray, seed: int, cuts) -> np.ndarray:
+  """Each document's split: how many of `cuts` ((rank, key), from split_cuts) it is at or above."""
+  keys = np.asarray(keys, np.int64)
+  ranks = _rank_keys(keys, seed)
+  out = np.zeros(len(keys), np.int64)
+  for r0, k0 in cuts:
+    out += (ranks > np.uint64(r0)) | ((ranks == np.uint64(r0)) & (keys >= k0))
+  return out
 
 
 # ---- Apache Beam: the same steps as a Beam graph -------------------------------------------------
@@ -608,26 +611,11 @@ def _verify(item, ngram, unit, threshold):
       yield beam.pvalue.TaggedOutput("rejected", (a, b))
 
 
-class _UnionFindFn:
-  """A Beam CombineFn: the components of all verified edges, roots at the smallest key. Union
-  is order-free, so partial results merge to the same components on any number of workers."""
-
-  def create_accumulator(self):
-    return dedupe.UnionFind()
-
-  def add_input(self, acc, edge):
-    acc.union(*edge)
-    return acc
-
-  def merge_accumulators(self, accs):
-    accs = iter(accs)
-    first = next(accs)
-    for a in accs:
-      first.merge(a)
-    return first
-
-  def extract_output(self, acc):
-    return acc.removed()
+def _keep_first(edges) -> list:
+  """Verified edges -> (removed, kept) items by dedupe.keep_first, as the local path; sorted
+  first, so it is the same however the workers delivered them."""
+  edges = sorted({(int(a), int(b)) for a, b in edges}, key=lambda e: (e[1], e[0]))
+  return sorted(dedupe.keep_first(edges, lambda a, b: True).items())
 
 
 def _doc_stats(item):
@@ -671,10 +659,10 @@ class BeamCorpus:
   by the splits. `read(item)` turns one element of `items` into (key, text) documents and may
   emit TaggedOutput('stats', {name: count}) for the report."""
 
-  def __init__(self, items, read, spec: str, seed: int, train_fraction: float, report_path: str,
+  def __init__(self, items, read, spec: str, seed: int, fractions, report_path: str,
                extra: dict):
     self.items, self.read, self.plan = items, read, parse(spec)
-    self.seed, self.train_fraction = seed, train_fraction
+    self.seed, self.fractions = seed, tuple(fractions)  # as split_cuts takes them
     self.report_path, self.extra = report_path, extra
     self._built = {}
 
@@ -716,8 +704,8 @@ class BeamCorpus:
         edges = checked.edges
         rejected_n = beam.pvalue.AsSingleton(
             checked.rejected | "VerifyRejected" >> beam.combiners.Count.Globally())
-      near = (edges | "NearComponents" >> beam.CombineGlobally(_beam_union_find())
-              | "NearRemoved" >> beam.FlatMap(lambda removed: sorted(removed.items())))
+      near = (edges | "NearEdges" >> beam.combiners.ToList()
+              | "NearKeepFirst" >> beam.FlatMap(_keep_first))
     removed = (exact | "ExactKeys" >> beam.Map(lambda kv: (kv[0], kv[1][0])),
                near) | "Removed" >> beam.Flatten()
     kept = docs | "Keep" >> beam.Filter(lambda kv, gone: kv[0] not in gone,
@@ -734,14 +722,15 @@ class BeamCorpus:
      | "Report" >> beam.Map(_write_report, self.report_path, plan,
                             **side, **({} if plan.near else {"pairs": 0, "rejected": 0}),
                             extra=self.extra))
-    threshold = (kept | "KeptKeys" >> beam.Map(lambda kv: kv[0])
-                 | "AllKeys" >> beam.combiners.ToList()
-                 | "Threshold" >> beam.Map(lambda keys, s, f: train_threshold(
-                     np.asarray(sorted(keys), np.int64), s, f), self.seed, self.train_fraction))
-    return kept, beam.pvalue.AsSingleton(threshold)
+    cuts = (kept | "KeptKeys" >> beam.Map(lambda kv: kv[0])
+            | "AllKeys" >> beam.combiners.ToList()
+            | "Cuts" >> beam.Map(lambda keys, s, f: split_cuts(
+                np.asarray(sorted(keys), np.int64), s, f), self.seed, self.fractions))
+    return kept, beam.pvalue.AsSingleton(cuts)
 
-  def split(self, train: bool):
-    """A PTransform from the pipeline's root to this split's (key, {"text": text}) examples."""
+  def split(self, index: int):
+    """A PTransform from the pipeline's root to split `index`'s (key, {"text": text}) examples
+    (0: the first of split_cuts' parts)."""
     import apache_beam as beam  # pylint: disable=import-outside-toplevel
     corpus = self
 
@@ -750,12 +739,11 @@ class BeamCorpus:
         key = id(pbegin.pipeline)
         if key not in corpus._built:
           corpus._built[key] = corpus._build(pbegin.pipeline)
-        kept, threshold = corpus._built[key]
+        kept, cuts = corpus._built[key]
         return (kept
-                | f"Pick{train}" >> beam.Filter(
-                    lambda kv, thr: bool(is_train(np.asarray([kv[0]]), corpus.seed, thr)[0])
-                    == train, threshold)
-                | f"Example{train}" >> beam.Map(lambda kv: (kv[0], {"text": kv[1]})))
+                | f"Pick{index}" >> beam.Filter(
+                    lambda kv, c: int(split_index([kv[0]], corpus.seed, c)[0]) == index, cuts)
+                | f"Example{index}" >> beam.Map(lambda kv: (kv[0], {"text": kv[1]})))
     return _Split()
 
 
@@ -764,11 +752,3 @@ def _sum_dicts(parts) -> dict:
   for p in parts:
     out.update(p)
   return dict(out)
-
-
-def _beam_union_find():
-  import apache_beam as beam  # pylint: disable=import-outside-toplevel
-
-  class UnionFindFn(_UnionFindFn, beam.CombineFn):
-    pass
-  return UnionFindFn()

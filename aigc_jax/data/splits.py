@@ -24,6 +24,12 @@ class Split(Protocol):
     """The examples at `indices`, stacked feature by feature ({feature: [len(indices), ...]})."""
 
 
+def is_test(split: str) -> bool:
+  """Whether `split` names a test split ("test", "test[:50%]", "test2015" ...): the split results
+  are reported on, so nothing may be chosen on it."""
+  return split.split("[")[0].strip().lower().startswith("test")
+
+
 _READ_CHUNK = 1024
 
 

@@ -2,7 +2,7 @@
 (`config.freeze`): the transfer option.
 
   config.init.workdir = "workdirs/ae"       # a trained workdir
-  config.init.checkpoint = "best"           # best (falls back to latest) | latest
+  config.init.checkpoint = "latest"         # latest | best (the best-validation checkpoint)
   config.init.map = "encoder<-encoder"      # new subtree <- old subtree, comma-separated;
                                             # "encoder" means "encoder<-encoder", "" the whole tree
 
@@ -25,7 +25,9 @@ from aigc_jax.errors import ConfigError
 
 DEFAULTS = {
     # Start from another run's parameters: map "new<-old" subtrees (see above).
-    "init": {"workdir": "", "checkpoint": "best", "map": ""},
+    # "latest" by default: "best" is chosen on a validation metric and is there only when the
+    # run kept one (train.best_metric), so it must be asked for.
+    "init": {"workdir": "", "checkpoint": "latest", "map": ""},
     # A regex over parameter paths ("encoder/Dense_0/kernel"): matching ones are not trained.
     "freeze": "",
 }

@@ -4,11 +4,15 @@ allocation, and plot and tabulate the sweep.
 
 The fit is Hoffmann et al. 2022 approach 3: a Huber loss on log L (robust to a few bad runs),
 with log L_pred = logsumexp(a - alpha log N, b - beta log D, e), a = log A, b = log B,
-e = log E, minimised by L-BFGS-B from a grid of starts.
+e = log E, minimised by L-BFGS-B from a grid of starts. A prediction is stored before the run
+it predicts exists (`predict_before`) and compared with naive predictors (`nearest_run`, `fit_n`).
 """
 
 import dataclasses
+import datetime
 import itertools
+import json
+import os
 
 import numpy as np
 import scipy.optimize
@@ -20,6 +24,7 @@ from aigc_jax.errors import ConfigError
 
 NAMES = ("E", "A", "B", "alpha", "beta")
 MIN_POINTS = 6  # distinct (N, D): more points than the 5 fitted parameters
+MIN_LEVELS = 3  # distinct N, and distinct D: two leave an exponent free
 # Hoffmann et al.'s grid of starts, rows (a, b, e, alpha, beta): 4500 points.
 CHINCHILLA_GRID = np.array(list(itertools.product(
     np.arange(0, 26, 5.0), np.arange(0, 26, 5.0), np.arange(-1, 1.01, 0.5),
@@ -71,11 +76,15 @@ def _distinct(N, D) -> int:
   return len(set(zip(N.tolist(), D.tolist())))
 
 
-def _objective(theta, logN, logD, logL, delta):
-  """Huber loss and its gradient in theta = (a, b, e, alpha, beta); works on a (k, 5) batch
-  of thetas too (value only), for ranking the grid."""
-  a, b, e, alpha, beta = np.moveaxis(np.asarray(theta), -1, 0)[..., None]
-  terms = np.stack(np.broadcast_arrays(a - alpha * logN, b - beta * logD, e))
+def _objective(theta, *args):
+  """Huber loss and its gradient in theta = (a, b, e, alpha, beta) for args (logN, logD, logL,
+  delta); with one term, theta = (a, e, alpha) for (logN, logL, delta). Works on a (k, 5) or
+  (k, 3) batch of thetas too (value only), for ranking the grid."""
+  *logX, logL, delta = args
+  k = len(logX)
+  t = np.moveaxis(np.asarray(theta), -1, 0)[..., None]
+  terms = np.stack(np.broadcast_arrays(*(t[i] - t[k + 1 + i] * x for i, x in enumerate(logX)),
+                                       t[k]))
   top = terms.max(0)  # by hand: scipy's logsumexp costs more than the rest of the objective
   pred = top + np.log(np.exp(terms - top).sum(0))
   r = pred - logL
@@ -83,9 +92,7 @@ def _objective(theta, logN, logD, logL, delta):
   if np.ndim(theta) > 1:
     return value
   w = np.exp(terms - pred) * np.clip(r, -delta, delta)  # softmax weights x Huber'
-  grad = np.array([w[0].sum(), w[1].sum(), w[2].sum(), -(w[0] * logN).sum(),
-                   -(w[1] * logD).sum()])
-  return value, grad
+  return value, np.array([*w.sum(-1), *(-(w[i] * x).sum() for i, x in enumerate(logX))])
 
 
 def _minimise(starts, logs, delta):
@@ -133,38 +140,130 @@ def fit(N, D, L, *, delta=1e-3, grid=None, starts=32) -> Fit:
              beta=float(beta), objective=float(res.fun), num_points=len(N))
 
 
-def bootstrap(N, D, L, *, num=200, seed=0, delta=1e-3, starts=1,
-              percentiles=(5.0, 95.0)) -> dict:
+def bootstrap(N, D, L, *, num=200, seed=0, delta=1e-3, starts=4, percentiles=(5.0, 95.0),
+              at=None) -> dict:
   """Refits `num` resamples of the runs (drawn with replacement) for percentile intervals.
 
   Returns {name: {"estimate", "lo", "hi", "resamples"}} for E, A, B, alpha, beta and the
   compute-optimal exponents a = beta / (alpha + beta) (N_opt ~ C**a) and b = alpha / (alpha +
-  beta) (D_opt ~ C**b): the estimate from the full data, lo and hi the `percentiles` (a 90%
-  interval by default) over the resamples that could be fitted. Each refit starts from the
-  full fit and the `starts` best grid rows, not 32, to keep 200 refits to seconds.
+  beta) (D_opt ~ C**b), and with `at` = (N, D) the law's loss there ("predicted_loss"): the
+  estimate from the full data, lo and hi the `percentiles` (a 90% interval by default) over the
+  resamples that could be fitted (enough distinct runs, finite parameters). Each refit runs
+  L-BFGS from the `starts` grid rows best on its own resample, never from the full-data optimum,
+  which would pull every refit towards it and narrow the intervals.
   """
   N, D, L = _arrays(N, D, L)
   full = fit(N, D, L, delta=delta)
-  x0 = np.log([full.A, full.B, full.E]).tolist() + [full.alpha, full.beta]
-  logs = (np.log(N), np.log(D), np.log(L))
-  grid = CHINCHILLA_GRID[np.argsort(_objective(CHINCHILLA_GRID, *logs, delta))[:starts]]
-  grid = np.concatenate([[x0], grid])
   rng = np.random.default_rng(seed)
   samples = []
   for _ in range(num):
     i = rng.integers(0, len(N), len(N))
     if _unidentifiable(N[i], D[i]):
       continue  # too few distinct runs drawn to pin five parameters
-    f = fit(N[i], D[i], L[i], delta=delta, grid=grid, starts=None)
-    samples.append([getattr(f, k) for k in NAMES] + [f.a, f.b])
+    with np.errstate(over="ignore"):  # a degenerate resample can send A or B to overflow
+      values = _statistics(fit(N[i], D[i], L[i], delta=delta, starts=starts), at)
+    if np.all(np.isfinite(values)):
+      samples.append(values)
   if not samples:
     raise ConfigError(f"scaling.bootstrap: none of {num} resamples had {MIN_POINTS} distinct "
                       "(N, D) runs; add runs or raise num.")
   samples = np.array(samples)
   lo, hi = np.percentile(samples, percentiles, axis=0)
-  estimates = [getattr(full, k) for k in NAMES] + [full.a, full.b]
+  names = NAMES + ("a", "b") + (("predicted_loss",) if at is not None else ())
   return {k: {"estimate": float(e), "lo": float(l), "hi": float(h), "resamples": len(samples)}
-          for k, e, l, h in zip(NAMES + ("a", "b"), estimates, lo, hi)}
+          for k, e, l, h in zip(names, _statistics(full, at), lo, hi)}
+
+
+def _statistics(f: Fit, at) -> list[float]:
+  values = [getattr(f, k) for k in NAMES] + [f.a, f.b]
+  return values + ([float(f.predict(*at))] if at is not None else [])
+
+
+@dataclasses.dataclass(frozen=True)
+class PowerFit:
+  """L(N) = E + A / N**alpha, a law of N alone: a naive predictor that ignores D."""
+  E: float
+  A: float
+  alpha: float
+  objective: float
+
+  def predict(self, N):
+    return self.E + self.A / np.asarray(N, np.float64)**self.alpha
+
+
+def fit_n(N, L, *, delta=1e-3, starts=32) -> PowerFit:
+  """Fits L(N) = E + A / N**alpha to runs at one token count, as `fit` does the full law
+  (Huber on log L, L-BFGS-B from the best `starts` of Chinchilla's (a, e, alpha) grid)."""
+  N, _, L = _arrays(N, N, L)  # N stands in for the D it ignores
+  if len(set(N.tolist())) < 3:
+    raise ConfigError(f"scaling.fit_n: {len(set(N.tolist()))} distinct N for 3 parameters (E, "
+                      "A, alpha); pass at least 3 model sizes.")
+  logs = (np.log(N), np.log(L))
+  grid = np.unique(CHINCHILLA_GRID[:, [0, 2, 3]], axis=0)
+  grid = grid[np.argsort(_objective(grid, *logs, delta), kind="stable")[:starts]]
+  res = _minimise(grid, logs, delta)
+  if res is None:
+    raise ConfigError("scaling.fit_n: every start diverged; check that L is a loss (nats).")
+  a, e, alpha = res.x
+  return PowerFit(E=float(np.exp(e)), A=float(np.exp(a)), alpha=float(alpha),
+                  objective=float(res.fun))
+
+
+def nearest_run(runs, N, D) -> dict:
+  """The run nearest to (N, D) in (log N, log D): the naive prediction is its loss."""
+  n, d, _, _ = _columns(runs)
+  return runs[int(np.argmin(np.hypot(np.log(n / N), np.log(d / D))))]
+
+
+def check_extrapolation(N, D, N_new, D_new, *, min_n=4.0, min_d=2.0) -> tuple[float, float]:
+  """(N_new / max N, D_new / max D), or a ConfigError if either is below its minimum: a
+  prediction close to the fitted runs tests the law little (its N and D terms barely move)."""
+  n_ratio = float(N_new / np.max(N))
+  d_ratio = float(D_new / np.max(D))
+  if n_ratio < min_n or d_ratio < min_d:
+    raise ConfigError(
+        f"The held-out run (N={N_new:,.0f}, D={D_new:,.0f}) is {n_ratio:.2f}x the largest "
+        f"fitted N ({np.max(N):,.0f}) and {d_ratio:.2f}x the largest fitted D ({np.max(D):,.0f}); "
+        f"a prediction must extrapolate at least {min_n:g}x in N and {min_d:g}x in D to test "
+        "the law: enlarge the held-out run or shrink the fitted grid.")
+  return n_ratio, d_ratio
+
+
+def check_prediction_first(path: str, result_dirs) -> None:
+  """Refuses a prediction at `path` once any of `result_dirs` (the predicted runs) exists
+  without it: a prediction made after the result is not a prediction."""
+  if os.path.exists(path):
+    return
+  if started := [d for d in result_dirs if os.path.exists(d)]:
+    raise ConfigError(
+        f"{path} is missing but the predicted run(s) {', '.join(started)} exist: a prediction "
+        "made after (or while) the result exists is not a prediction. Delete those run "
+        "directories (or the whole study workdir) and run the study again.")
+
+
+def predict_before(path: str, result_dirs, make) -> dict:
+  """The prediction stored at `path`, written from `make()` (a JSON-able dict) if absent, with
+  the time it was made; refused as `check_prediction_first` says. A stored one is kept."""
+  check_prediction_first(path, result_dirs)
+  if not os.path.exists(path):
+    made = dict(make(), made_at=datetime.datetime.now(datetime.timezone.utc).isoformat())
+    writers.atomic_write(path, json.dumps(made, indent=1, default=float))
+  with open(path) as f:
+    return json.load(f)
+
+
+def prediction_errors(predictions: dict, losses) -> dict:
+  """Each predictor's {predicted_loss, error, relative_error, error_in_std} against the mean of
+  `losses` (the held-out run's seeds); error = predicted - measured, std over seeds (ddof 1)."""
+  losses = np.asarray(losses, np.float64)
+  mean = float(losses.mean())
+  std = float(losses.std(ddof=1)) if len(losses) > 1 else float("nan")
+  out = {}
+  for name, p in predictions.items():
+    err = float(p) - mean
+    out[name] = {"predicted_loss": float(p), "error": err, "relative_error": err / mean,
+                 "error_in_std": err / std if std > 0 else float("nan")}
+  return out
 
 
 def compute_optimal(fit: Fit, C, flops_per_param_token=6.0):
@@ -189,10 +288,11 @@ def _unidentifiable(N, D) -> str | None:
     return (f"A scaling sweep whose fit has fewer points than parameters: {n} distinct (N, D) "
             f"run(s) for 5 parameters (E, A, B, alpha, beta); run at least {MIN_POINTS} (N, D) "
             "combinations, spanning several N and several D.")
-  if len(set(N.tolist())) < 2 or len(set(D.tolist())) < 2:
+  if min(len(set(N.tolist())), len(set(D.tolist()))) < MIN_LEVELS:
     return (f"scaling.fit: the runs have {len(set(N.tolist()))} distinct N and "
-            f"{len(set(D.tolist()))} distinct D; alpha needs several model sizes and beta "
-            "several token counts.")
+            f"{len(set(D.tolist()))} distinct D; alpha needs {MIN_LEVELS} or more model sizes "
+            f"and beta {MIN_LEVELS} or more token counts (through two levels any exponent fits, "
+            "E absorbing the rest).")
   return None
 
 
@@ -318,4 +418,18 @@ def table_markdown(runs, fit: Fit | None = None) -> str:
       pred = float(fit.predict(N[i], D[i]))
       row += [f"{pred:.4f}", f"{(pred - L[i]) / L[i]:+.2%}"]
     lines.append("| " + " | ".join(row) + " |")
+  return "\n".join(lines) + "\n"
+
+
+def predictions_markdown(errors: dict, losses) -> str:
+  """`prediction_errors`' output as a table, under the seeds' measured losses."""
+  losses = np.asarray(losses, np.float64)
+  std = losses.std(ddof=1) if len(losses) > 1 else float("nan")
+  lines = [f"measured over {len(losses)} seeds: {losses.mean():.4f} ± {std:.4f} (std; "
+           + ", ".join(f"{x:.4f}" for x in losses) + ")", "",
+           "| predictor | predicted | error | rel. error | error / seed std |",
+           "|---|---:|---:|---:|---:|"]
+  for name, e in errors.items():
+    lines.append(f"| {name} | {e['predicted_loss']:.4f} | {e['error']:+.4f} | "
+                 f"{e['relative_error']:+.2%} | {e['error_in_std']:+.1f} |")
   return "\n".join(lines) + "\n"

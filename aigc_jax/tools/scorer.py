@@ -18,8 +18,10 @@ import sys
 from absl import app, flags
 from ml_collections import config_flags
 
-from aigc_jax import train
+from aigc_jax import registry, train
+from aigc_jax.data import sources
 from aigc_jax.errors import ConfigError
+
 
 def cache_root() -> str:
   return os.environ.get("AIGC_JAX_CACHE") or os.path.join(os.path.expanduser("~"), ".cache",
@@ -41,7 +43,14 @@ def classifier_config(experiment: str, data_config):
 def workdir_for(experiment: str, data_config) -> str:
   """Where the scorer for (experiment, data set) is cached: named by a hash of its config."""
   c = classifier_config(experiment, data_config)
-  key = hashlib.sha256(c.to_json_best_effort(sort_keys=True).encode()).hexdigest()[:10]
+  # A local builder's version joins the key: new splits (a validation carve) mean a new scorer.
+  name_, _, _ = data_config.name.partition("/")
+  version = ""
+  if name_ in sources.local_builders():
+    version = str(registry.import_member("aigc_jax.data.builders", name_, "data set")
+                  .Builder.VERSION)
+  key = hashlib.sha256((c.to_json_best_effort(sort_keys=True) + version).encode()
+                       ).hexdigest()[:10]
   name = re.sub(r"[^A-Za-z0-9_.-]", "_", data_config.name)
   return os.path.join(cache_root(), "classifiers", f"{name}-{key}")
 

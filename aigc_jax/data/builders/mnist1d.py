@@ -1,5 +1,8 @@
 """MNIST-1D (Greydanus 2020): 4,000 train / 1,000 test sequences of length 40, ten classes.
 
+Splits: train (3,500), validation (500 of the 4,000 training sequences, drawn with seed 0; the
+split for every choice) and the canonical 1,000-sequence test split (reported).
+
 Config `generated` (default) builds it offline with the `mnist1d` package's canonical arguments,
 which reproduce the published pickle exactly; config `pickle` reads
 `$AIGC_JAX_DATA/mnist1d/mnist1d_data.pkl`.
@@ -14,6 +17,7 @@ import tensorflow_datasets as tfds
 from aigc_jax.errors import ConfigError
 
 PICKLE = os.path.join("mnist1d", "mnist1d_data.pkl")
+VALIDATION_SIZE, VALIDATION_SEED = 500, 0
 
 
 def needs_raw(config) -> bool:
@@ -45,7 +49,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """MNIST-1D, generated from code or read from the canonical pickle."""
 
   name = "mnist1d"
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {"1.1.0": "A validation split: 500 of the 4,000 training sequences (seed 0).",
+                   "1.0.0": "4,000 train / 1,000 test."}
   BUILDER_CONFIGS = [
       tfds.core.BuilderConfig(name="generated", description="Made by the mnist1d package."),
       tfds.core.BuilderConfig(name="pickle", description="Read from mnist1d_data.pkl."),
@@ -66,9 +72,13 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   def _split_generators(self, dl_manager):
     raw_dir = str(dl_manager.manual_dir) if self.builder_config.name == "pickle" else None
     d = load_arrays(self.builder_config.name, raw_dir)
-    return {"train": self._generate_examples(d["x"], d["y"]),
+    is_val = np.zeros(len(d["x"]), bool)
+    is_val[np.random.default_rng(VALIDATION_SEED).permutation(len(d["x"]))[:VALIDATION_SIZE]] = True
+    return {"train": self._generate_examples(d["x"], d["y"], np.flatnonzero(~is_val)),
+            "validation": self._generate_examples(d["x"], d["y"], np.flatnonzero(is_val)),
             "test": self._generate_examples(d["x_test"], d["y_test"])}
 
-  def _generate_examples(self, xs, ys):
-    for i, (x, y) in enumerate(zip(xs, ys)):
-      yield i, {"x": x.astype(np.float32), "label": int(y)}
+  def _generate_examples(self, xs, ys, indices=None):
+    """Keys are indices into the canonical arrays, so a split's members can be traced back."""
+    for i in range(len(xs)) if indices is None else indices:
+      yield int(i), {"x": xs[i].astype(np.float32), "label": int(ys[i])}

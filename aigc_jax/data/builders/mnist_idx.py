@@ -2,9 +2,12 @@
 
 Config `<name>` reads `<data dir>/<name>/`: `{train,t10k}-images-idx3-ubyte` and
 `{train,t10k}-labels-idx1-ubyte` (gzipped or not; KMNIST also as `kmnist-{train,test}-{imgs,labels}
-.npz`). With the train files present the official splits are used (60,000 / 10,000). Offline only
-the MNIST test split exists, so with only the t10k files the builder carves them 8,000 / 2,000 with
-a fixed permutation (seed 0): every run and every machine sees the same split. A prepared copy is
+.npz`). Splits are train, validation (for every choice) and test (reported), the validation split
+an eighth of the training side drawn with a fixed permutation (seed 0), so every run and machine
+sees the same splits. With the train files present: 52,500 / 7,500 of the official 60,000 train
+images, and the official 10,000 test. Offline only the MNIST test split exists, so with only the
+t10k files the builder carves them 7,000 / 1,000 / 2,000 with a fixed permutation (seed 0); the
+2,000 test images are the ones the 8,000 / 2,000 carve of version 1.1 held out. A prepared copy is
 not rebuilt when train files are added later: delete `<tfds dir>/mnist_idx/<name>` to rebuild.
 """
 
@@ -20,7 +23,8 @@ from aigc_jax.data.builders import image_label_info
 from aigc_jax.errors import ConfigError
 
 CARVE_SEED = 0
-CARVE_TRAIN_FRACTION = 0.8  # 8,000 of the 10,000 test images
+CARVE_TRAIN_FRACTION = 0.8  # the training side: 8,000 of the 10,000 test images
+VALIDATION_FRACTION = 0.125  # of the training side: 1,000 of the carve's 8,000, 7,500 of 60,000
 _DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.int16, 0x0C: np.int32, 0x0D: np.float32,
            0x0E: np.float64}
 
@@ -121,12 +125,26 @@ def load_split(found: dict, split: str) -> tuple[np.ndarray, np.ndarray]:
   return images, labels
 
 
+def validation_carve(train_side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """(train, validation) indices: a seeded eighth of the training side is validation, each part
+  in its original order."""
+  chosen = np.random.default_rng(CARVE_SEED + 1).permutation(len(train_side))
+  n_val = int(round(len(train_side) * VALIDATION_FRACTION))
+  is_val = np.zeros(len(train_side), bool)
+  is_val[chosen[:n_val]] = True
+  return train_side[~is_val], train_side[is_val]
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
-  """28x28 grey images from IDX/npz files: official splits, or an 8,000 / 2,000 carve-out."""
+  """28x28 grey images from IDX/npz files: official splits, or a carve-out; train, validation
+  and test either way."""
 
   name = "mnist_idx"
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
+      "1.2.0": "A validation split, an eighth of the training side (seed 0): the carve is "
+               "7,000 / 1,000 / 2,000 with the same 2,000 test images; official files give "
+               "52,500 / 7,500 / 10,000.",
       "1.1.0": "Configs fashion_mnist and kmnist (npz too); official train/test splits when the "
                "train files exist; uncompressed IDX files. The t10k carve-out is unchanged.",
       "1.0.0": "MNIST t10k carved 8,000 / 2,000.",
@@ -154,12 +172,17 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     found = raw_files(str(dl_manager.manual_dir), self.builder_config)
     images, labels = load_split(found, "test")
     if found["train", "images"]:
-      return {"train": self._generate_examples(*load_split(found, "train")),
+      train_images, train_labels = load_split(found, "train")
+      train, val = validation_carve(np.arange(len(train_images)))
+      return {"train": self._generate_examples(train_images, train_labels, train),
+              "validation": self._generate_examples(train_images, train_labels, val),
               "test": self._generate_examples(images, labels)}
     order = np.random.default_rng(CARVE_SEED).permutation(len(images))
     cut = int(len(images) * CARVE_TRAIN_FRACTION)
+    train, val = validation_carve(order[:cut])
     return {
-        "train": self._generate_examples(images, labels, order[:cut]),
+        "train": self._generate_examples(images, labels, train),
+        "validation": self._generate_examples(images, labels, val),
         "test": self._generate_examples(images, labels, order[cut:]),
     }
 

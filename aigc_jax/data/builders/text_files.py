@@ -3,11 +3,13 @@
 The folder is `<data dir>/<folder>/`; every regular file in it (sorted, recursive, hidden files
 skipped) is one document, or several when `data.text.delimiter` splits it (read in 8 MB pieces,
 so a file may be larger than memory). A document's stable key is (file index << 32) | its index
-in the file. Splits:
-- `split_by="characters"`: the corpus (documents joined in order) is cut at `train_fraction` of
-  its characters, as nanoGPT does for tiny Shakespeare; each split is one document.
-- `split_by="documents"`: documents ordered by a seeded hash of their key, the first
-  `train_fraction` of them train (a function of the kept keys, so Beam splits alike).
+in the file. Splits are train, validation and test: `train_fraction` of the corpus is the training
+side, the last `validation_fraction` of that side is validation (the split for every choice), the
+rest of the corpus is test (the reported split); validation_fraction 0 leaves train and test.
+- `split_by="characters"`: the corpus (documents joined in order) is cut by characters; for tiny
+  Shakespeare at 0.9 that is nanoGPT's cut, so its validation text is our test split.
+- `split_by="documents"`: documents ordered by a seeded hash of their key and cut in that order
+  (a function of the kept keys, so Beam splits alike).
 Invalid UTF-8 (`bad_utf8`): "error" names the file, document and byte; "replace" puts U+FFFD in
 and counts it; "skip" drops the document and counts it. `clean` (aigc_jax/data/clean.py) streams
 every document through the cleaning ops and de-duplication before the split; its report, with
@@ -39,7 +41,8 @@ _UNDECODABLE = re.compile("[\udc80-\udcff]+")  # what surrogateescape makes of i
 class TextOptions:
   """`config.data.text`: how a folder of text becomes splits."""
   split_by: str = "characters"  # characters | documents
-  train_fraction: float = 0.9
+  train_fraction: float = 0.9  # the training side; the rest is the test split
+  validation_fraction: float = 0.05  # the end of the training side held out for choices
   delimiter: str = ""  # splits a file into documents; "": one document a file
   bad_utf8: str = "error"  # error | replace | skip
   seed: int = 0
@@ -51,6 +54,18 @@ class TextOptions:
 SECTION = ("text", TextOptions)  # the config.data key this builder reads its options from
 
 
+def split_names(opts: TextOptions) -> tuple[str, ...]:
+  return ("train", "validation", "test") if opts.validation_fraction else ("train", "test")
+
+
+def split_fractions(opts: TextOptions) -> tuple[float, ...]:
+  """Shares of the corpus before the test split: (train, validation), or (train,)."""
+  if not opts.validation_fraction:
+    return (opts.train_fraction,)
+  val = opts.train_fraction * opts.validation_fraction
+  return (opts.train_fraction - val, val)
+
+
 def make_config(folder: str, data_config) -> FolderConfig:
   """The builder config for `folder`; non-default options get their own prepared copy."""
   if not folder:
@@ -58,6 +73,9 @@ def make_config(folder: str, data_config) -> FolderConfig:
   opts = TextOptions(**dict(data_config.text))
   if opts.split_by not in SPLITS:
     raise ConfigError(f"data.text.split_by={opts.split_by!r}; valid: {', '.join(SPLITS)}.")
+  if not (0 < opts.train_fraction < 1 and 0 <= opts.validation_fraction < 1):
+    raise ConfigError(f"data.text.train_fraction={opts.train_fraction} must be in (0, 1) and "
+                      f"validation_fraction={opts.validation_fraction} in [0, 1).")
   if opts.bad_utf8 not in BAD_UTF8:
     raise ConfigError(f"data.text.bad_utf8={opts.bad_utf8!r}; valid: {', '.join(BAD_UTF8)}.")
   if not 0.0 < opts.train_fraction < 1.0:
@@ -180,8 +198,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """A folder of text files; configs are made per folder by `make_config`."""
 
   name = "text_files"
-  VERSION = tfds.core.Version("1.1.0")
-  RELEASE_NOTES = {"1.1.0": "Documents split by a seeded hash of their stable key; streamed "
+  VERSION = tfds.core.Version("1.2.0")
+  RELEASE_NOTES = {"1.2.0": "Splits train / validation / test: the end of the training side is "
+                            "validation; what was 'validation' is now 'test'. Near-duplicate "
+                            "removal keeps a document unless a kept one is its verified near "
+                            "copy (no removal through chains).",
+                   "1.1.0": "Documents split by a seeded hash of their stable key; streamed "
                             "cleaning with verified near-duplicate removal."}
   MANUAL_DOWNLOAD_INSTRUCTIONS = "Set $AIGC_JAX_DATA to a folder holding <folder>/*.txt."
 
@@ -204,9 +226,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
       check_beam(opts)
       corpus = clean.BeamCorpus(
           [(i, f) for i, f in enumerate(files) if os.path.getsize(f)],
-          BeamReader(opts), opts.clean, opts.seed, opts.train_fraction,
+          BeamReader(opts), opts.clean, opts.seed, split_fractions(opts),
           os.path.join(self.data_dir, REPORT), {"folder": folder})
-      return {"train": corpus.split(True), "validation": corpus.split(False)}
+      return {name: corpus.split(i) for i, name in enumerate(split_names(opts))}
     stats = {}
     result = clean.clean_stream(iter_documents(files, opts, stats), opts.clean, progress=name)
     report = dict(result.report, folder=folder, **stats)
@@ -223,19 +245,22 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     if opts.split_by == "characters":
       corpus = "".join(t for _, t in result)
       result.close()
-      cut = int(len(corpus) * opts.train_fraction)
-      return {"train": self._generate_examples([(0, corpus[:cut])]),
-              "validation": self._generate_examples([(0, corpus[cut:])])}
+      test = int(len(corpus) * opts.train_fraction)  # nanoGPT's cut, exactly
+      cuts = [0, test - int(test * opts.validation_fraction), test, len(corpus)]
+      if not opts.validation_fraction:
+        del cuts[1]
+      return {name: self._generate_examples([(0, corpus[a:b])])
+              for name, a, b in zip(split_names(opts), cuts, cuts[1:])}
     keys = result.keys[result.alive]
-    train = clean.is_train(keys, opts.seed, clean.train_threshold(keys, opts.seed,
-                                                                  opts.train_fraction))
-    return {"train": self._generate_examples(result, train, True),
-            "validation": self._generate_examples(result, train, False)}
+    which = clean.split_index(keys, opts.seed,
+                              clean.split_cuts(keys, opts.seed, split_fractions(opts)))
+    return {name: self._generate_examples(result, which, i)
+            for i, name in enumerate(split_names(opts))}
 
-  def _generate_examples(self, docs, in_train=None, train=True):
-    """(key, text) in key order; with a mask, only those whose mask entry equals `train`."""
+  def _generate_examples(self, docs, which=None, index=0):
+    """(key, text) in key order; with `which`, only those whose entry equals `index`."""
     for i, (key, text) in enumerate(docs):
-      if in_train is None or in_train[i] == train:
+      if which is None or which[i] == index:
         yield key, {"text": text}
 
 
