@@ -164,7 +164,11 @@ def test_fashion_mnist_idx_official_split(tmp_path, digits):
   _write_idx(folder / "t10k-labels-idx1-ubyte", labels[600:700])
   c = _data_config(str(tmp_path / "tfds"), str(tmp_path), name="mnist_idx/fashion_mnist")
   train, test = _both(c)
-  assert len(train) == 600 and len(test) == 100  # the files' own split, no carve-out
+  # The files' own test split; an eighth of their train split held out as validation.
+  val = pipeline.load_split(c, "validation")
+  assert len(train) == 525 and len(val) == 75 and len(test) == 100
+  assert (sorted(train.columns["label"].tolist() + val.columns["label"].tolist())
+          == sorted(labels[:600].tolist()))
   assert sorted(test.columns["label"].tolist()) == sorted(labels[600:700].tolist())
   names = sources.get_builder(c).info.features["label"].names
   assert names[0] == "T-shirt/top" and names[9] == "Ankle boot" and len(names) == 10
@@ -179,8 +183,8 @@ def test_kmnist_npz_official_split(tmp_path, digits):
     np.savez_compressed(folder / f"kmnist-{split}-labels.npz", labels[sl])
   c = _data_config(str(tmp_path / "tfds"), str(tmp_path), name="mnist_idx/kmnist")
   train, test = _both(c)
-  assert len(train) == 500 and len(test) == 80
-  assert train.columns["image"].shape == (500, 28, 28, 1)
+  assert len(train) == 438 and len(pipeline.load_split(c, "validation")) == 62
+  assert len(test) == 80 and train.columns["image"].shape == (438, 28, 28, 1)
   assert sources.get_builder(c).info.features["label"].names[:3] == ["o", "ki", "su"]
 
 

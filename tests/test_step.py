@@ -20,7 +20,9 @@ def test_accumulated_update_equals_the_whole_batch_update(tfds_dir, tmp_path):
     s = train.run(c, str(tmp_path / f"accum{n}"))
     runs[n] = (s, helpers.final_params(str(tmp_path / f"accum{n}"))[1],
                helpers.metrics(str(tmp_path / f"accum{n}")))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-6),
+  # Summation order differs, and Adam divides by sqrt(v): where a gradient is near zero its
+  # rounding moves the update by up to ~1e-3 of a step (lr 3e-3), hence atol 1e-5.
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=2e-5, atol=1e-5),
                runs[1][1], runs[4][1])
   for a, b in zip(runs[1][2], runs[4][2]):  # the logged loss is the whole batch's mean
     assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)

@@ -45,9 +45,11 @@ def test_interrupted_run_resumes_bitwise(tfds_dir, tmp_path, monkeypatch, augmen
   calls = {"n": 0}
 
   def crash_at_step_15(batch, mesh):
-    calls["n"] += 1
-    if calls["n"] > 15:  # train batches only until step 15: eval starts at step 10 though
-      raise RuntimeError("simulated crash")
+    # Training batches (of the train batch size; evaluation's are larger) until step 15.
+    if len(next(iter(batch.values()))) == cfg.data.batch_size:
+      calls["n"] += 1
+      if calls["n"] > 15:
+        raise RuntimeError("simulated crash")
     return real(batch, mesh)
 
   monkeypatch.setattr(sharding, "host_to_global", crash_at_step_15)
