@@ -9,9 +9,12 @@ Commands (need $AIGC_JAX_DATA with tinyshakespeare/; VARIANT: quick, fast, quick
   python -m aigc_jax.main --config=experiments/gpt_shakespeare_char.py:VARIANT --workdir=DIR
   python -m aigc_jax.sample --workdir=DIR --prompt="ROMEO:" --max_new_tokens=500
 
-Measured (2-core CPU, jax 0.12, validation loss, median of 3): nanoGPT's CPU configuration 1.886
-(its 20-batch estimate) in 68.1 s; `quick` 1.906 (whole split) in 70.5 s; `fast` 1.856
-(1.862 ± 0.007 over seeds 0-2) in 21.0 s, 31% of nanoGPT's time. The default (H100): not measured.
+Measured (2-core AMD EPYC CPU, jax 0.12.1; test loss on the whole test split, nanoGPT's validation
+text; trained on the 953,662 characters before the validation split; seeds 0-2,
+benchmarks/gpt_recipe.py): `quick` 1.952 ± 0.006, `fast` 1.923 ± 0.003; nanoGPT's CPU recipe on
+the same characters 1.947 ± 0.007 (on its own 5% more text 1.901 ± 0.004). Wall times: see
+docs/results.md (measured before the split change: nanoGPT 68.1 s, `quick` 70.5 s, `fast` 21.0 s).
+The default (H100): not measured.
 
 Full results and notes: docs/results.md, sections 'GPT on tiny Shakespeare' and 'Faster GPT'
 (the pruned variants: docs/compression.md, section 'Pruning').
