@@ -13,13 +13,15 @@ Commands:
   python -m experiments.scaling_shakespeare --workdir=DIR
   python -m aigc_jax.main --config=experiments/scaling_shakespeare.py:quick --workdir=DIR
 
-Measured (2-core CPU, jax 0.12, test loss): the full study (18 runs + 3 seeds) in TBD,
-L = TBD, N_opt ~ C^TBD [TBD] (Chinchilla: 0.46 by approach 3, 0.50 by approach 1); held-out
-TBD +- TBD (3 seeds), predicted TBD [TBD] by the fit (error TBD), TBD by the nearest fitted
-run, TBD by L(N) alone. `quick` (18 + 3 runs) in TBD: L = 0.000 + 2.27 / N^0.208 + 8.00 /
-D^0.121 (E at 0: budgets 4x apart tie E to beta), N_opt ~ C^0.37 [0.19, 0.82]; held-out 1.8563
-+- 0.0102, predicted 1.7993 [1.7829, 1.8616] by the fit (-0.057, 5.6 seed stds), 1.9851 by the
-nearest run (+0.129), 1.9420 by L(N) alone (+0.086).
+Measured (2-core AMD EPYC CPU, jax 0.12.1, test loss; both studies on a shared machine, so the
+wall times say little): the full study (18 runs + 3 seeds) in 70 min 52 s,
+L = 1.480 + 1.766 / N^0.151 + 1477 / D^0.711, N_opt ~ C^0.825 [0.412, 0.941] (Chinchilla: 0.46
+by approach 3, 0.50 by approach 1; both inside); held-out 3.54M x 819k 1.7741 +- 0.0040 (3
+seeds), predicted 1.7539 [1.6838, 1.8026] by the fit (-0.020, 5.0 seed stds), 1.8796 by the
+nearest fitted run (+0.105), 1.8600 by L(N) alone (+0.086). `quick` (18 + 3 runs) in 22 min 23 s:
+L = 0.000 + 2.27 / N^0.208 + 8.00 / D^0.121 (E at 0: budgets 4x apart tie E to beta),
+N_opt ~ C^0.37 [0.19, 0.82]; held-out 1.8563 +- 0.0102, predicted 1.7993 [1.7829, 1.8616] by the
+fit (-0.057, 5.6 seed stds), 1.9851 by the nearest run (+0.129), 1.9420 by L(N) alone (+0.086).
 
 Full results and notes: docs/results.md, section 'Scaling laws'.
 """
