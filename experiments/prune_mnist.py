@@ -100,7 +100,7 @@ def study(config, workdir: str) -> dict:
   with c.unlocked():
     c.runner = ""
   seeds = tuple(c.get("seeds", (c.seed,)))
-  n_test = None
+  n_test = _n_test(c)
   per_seed, summary, points = {}, None, None
   for seed in seeds:
     runs = {}
@@ -117,7 +117,6 @@ def study(config, workdir: str) -> dict:
       points = [(0.0, tests[c.prune.rounds[0][0]])]  # dense, just before the first round
       ends = [r[0] for r in c.prune.rounds[1:]] + [c.train.num_steps]
       points += [(sp, tests[e]) for (_, sp), e in zip(c.prune.rounds, ends)]
-    n_test = n_test or int(s.get("test_examples", 0)) or _n_test(c)
     per_seed[seed] = {
         "error_dense_control": 100 * (1 - runs["dense"][0]["test_accuracy"]),
         "error_before_pruning": 100 * (1 - tests[c.prune.rounds[0][0]]),
@@ -184,7 +183,7 @@ def _plot(points, path: str, variant: str) -> None:
   ax.invert_xaxis()
   ax.set_xlabel("weights kept (%)")
   ax.set_ylabel("test error (%) on 2,000 images")
-  ax.set_title(f"{variant}: iterative magnitude pruning, MNIST 7k carve (seed 0)")
+  ax.set_title(f"{variant}: iterative magnitude pruning, MNIST 7k carve (seed 0)", fontsize=9)
   ax.grid(alpha=0.3)
   writers.save_figure(fig, path, dpi=120)
 
