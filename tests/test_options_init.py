@@ -1,5 +1,7 @@
 """Pretrain-then-transfer seams: one workdir loader, init from a checkpoint, frozen parameters."""
 
+import json
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -163,3 +165,32 @@ def test_fine_tuning_from_another_architecture_names_the_mismatch(pretrained, da
   with pytest.raises(ConfigError, match=r"subtrees hold different parameters \(only new: "
                                         r"\['conv_0/.*only old: \['hidden_0/"):
     train.run(c, str(tmp_path))
+
+
+def test_tuned_rows_choose_on_validation_and_reuse_the_chosen_run(data_dir, tfds_dir, tmp_path):
+  """A grid entry that cannot learn (rate 0) loses on validation; the chosen entry's run is the
+  first seed's table cell and the other seed trains with the chosen rate."""
+  def classifier(rep, n, seed, init_workdir, probe):
+    c = transfer_mnist.classifier_config("pixels", n, seed, "", probe)
+    c.data.update(data_dir=data_dir, tfds_dir=tfds_dir, batch_size=96)
+    if not probe:
+      c.train.update(num_epochs=0.0, num_steps=30, eval_every_steps=30,
+                     checkpoint_every_steps=30, progress_bar=False)
+    return c
+
+  spec = transfer_mnist.Table(rows=("pixels",), pretrain=None, pretrained=(),
+                              classifier=classifier, names={}, title="t", labels=(10,),
+                              seeds=(0, 1), tuned=("pixels",),
+                              grid=({"optim.lr": 0.0}, {"optim.lr": 3e-3}))
+  table = transfer_mnist.run(str(tmp_path), spec=spec)
+  tuning = table["pixels"]["tuning"]["10"]
+  assert tuning["chosen"] == {"optim.lr": 3e-3}
+  scores = tuning["validation_accuracy"]
+  assert scores["lr=0.003"] > scores["lr=0"] + 0.3  # 30 Adam steps vs the untrained head
+  chosen_run = tmp_path / "tune" / "pixels_labels10_seed0_lr=0.003"
+  first = json.loads((chosen_run / "summary.json").read_text())["test_accuracy"]
+  assert table["pixels"]["finetune_10"]["values"][0] == first
+  second = json.loads((tmp_path / "finetune" / "pixels_labels10_seed1" / "config.json").read_text())
+  assert second["optim"]["lr"] == 3e-3
+  assert not (tmp_path / "finetune" / "pixels_labels10_seed0").exists()
+  assert "chosen lr=0.003 on validation" in (tmp_path / "transfer.md").read_text()

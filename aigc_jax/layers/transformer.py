@@ -117,11 +117,16 @@ class Block(nn.Module):
                         bias_init=zeros(("embed",)))(a_BTNH)
     x_BTD = sharding.constrain(x_BTD + drop(a), BTD)
     h = norm(self.norm, self.dtype, self.use_bias)(x_BTD)
+    # The MLP runs on [B*T, D]: with [B, T, D] XLA's CPU backend transposes the activation
+    # gradient into a copy before each weight gradient, 15% of a small GPT's step
+    # (docs/results.md, "Profiling the CPU step").
+    B, T = x_BTD.shape[:2]
+    h = h.reshape(B * T, D)
     h = nn.Dense(4 * D, dtype=self.dtype, name="fc", use_bias=self.use_bias,
                  kernel_init=normal(0.02, ("embed", "mlp")), bias_init=zeros(("mlp",)))(h)
-    h = constrain(h, "activation_mlp")
+    h = sharding.constrain(h, ("activation_batch", "activation_mlp"))
     h = jnp.square(nn.relu(h)) if self.mlp == "relu2" else nn.gelu(h, approximate=True)
     h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
                  kernel_init=proj_init(("mlp", "embed")), bias_init=zeros(("embed",)))(h)
-    out = sharding.constrain(x_BTD + drop(h), BTD)
+    out = sharding.constrain(x_BTD + drop(h.reshape(B, T, D)), BTD)
     return (out, own_v) if self.value_residual else out
