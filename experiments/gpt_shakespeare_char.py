@@ -13,7 +13,9 @@ Measured (2-core AMD EPYC CPU, jax 0.12.1; test loss on the whole test split, na
 text; trained on the 953,662 characters before the validation split; seeds 0-2,
 benchmarks/gpt_recipe.py): `quick` 1.952 ± 0.006, `fast` 1.923 ± 0.003; nanoGPT's CPU recipe on
 the same characters 1.947 ± 0.007 (on its own 5% more text 1.901 ± 0.004). Wall times: see
-docs/results.md (measured before the split change: nanoGPT 68.1 s, `quick` 70.5 s, `fast` 21.0 s).
+docs/results.md (measured before the split change: nanoGPT 68.1 s, `quick` 70.5 s, `fast` 21.0 s;
+again in December 2026 on the same kind of machine, slower that day, alternated, median of 3:
+`quick` 112.8 s, nanoGPT 107.3 s; the step itself 39.9 ms against nanoGPT's 47.3 ms).
 The default (H100): not measured.
 
 Full results and notes: docs/results.md, sections 'GPT on tiny Shakespeare' and 'Faster GPT'
