@@ -47,3 +47,30 @@ def test_a_run_that_cannot_sample_says_so(data_dir, tfds_dir, tmp_path):
   train.run(c, str(tmp_path))
   with pytest.raises(ConfigError, match="cannot sample"):
     sample.sample_grid(str(tmp_path), 4, 0)
+
+
+def test_diffusion_grid_takes_sampler_guidance_and_labels(data_dir, tfds_dir, tmp_path):
+  from tests.test_tasks_diffusion import _tiny  # pylint: disable=import-outside-toplevel
+  c = _tiny(tfds_dir, data_dir, variant="cond_quick", num_steps=2, eval_every_steps=2,
+            checkpoint_every_steps=2)
+  c.evals = {"test": c.evals.test}
+  wd = str(tmp_path / "run")
+  train.run(c, wd)
+  chosen = {"name": "heun", "steps": 3, "guidance": 3.0}
+  path = sample.sample_grid(wd, 0, seed=1, out=str(tmp_path / "g.png"), sampler=chosen,
+                            labels=[7, 0, 7])
+  trained = checkpoint.load_workdir(wd)
+  trained.config.sampler.update(chosen)
+  fn = tasks.get_task(trained.config).eval_fns["sample"]
+  images = fn(trained.variables, jax.random.PRNGKey(1), 3, np.array([7, 0, 7]))
+  np.testing.assert_array_equal(np.asarray(Image.open(path)),
+                                grid.tile(np.asarray(images), 3, (-1.0, 1.0)))
+  with pytest.raises(ConfigError, match="at least 1 step"):
+    sample.sample_grid(wd, 4, 0, sampler={"steps": 0})
+  with pytest.raises(ConfigError, match="classes must be in 0..9"):
+    sample.sample_grid(wd, 4, 0, labels=[10])
+
+
+def test_sampler_options_need_a_diffusion_run(vae_run):
+  with pytest.raises(ConfigError, match="no sampler options \\(--steps\\)"):
+    sample.sample_grid(vae_run, 4, 0, sampler={"steps": 20})

@@ -71,13 +71,13 @@ class Process:
             jax.grad(lambda u: self.alpha_sigma(u)[1])(jnp.float32(t)))
 
 
-def _expand(a, x):
+def expand(a, x):
   return jnp.reshape(a, jnp.shape(a) + (1,) * (x.ndim - jnp.ndim(a)))
 
 
 def target(prediction: str, x0, eps, alpha, sigma):
   """What a model of this parameterisation is trained to output at x_t = alpha x0 + sigma eps."""
-  alpha, sigma = _expand(alpha, x0), _expand(sigma, x0)
+  alpha, sigma = expand(alpha, x0), expand(sigma, x0)
   if prediction == "eps":
     return eps
   if prediction == "x0":
@@ -91,7 +91,7 @@ def target(prediction: str, x0, eps, alpha, sigma):
 
 def to_x0_eps(prediction: str, out, x, alpha, sigma):
   """The (x0, eps) pair a model output implies at x = alpha x0 + sigma eps."""
-  alpha, sigma = _expand(alpha, x), _expand(sigma, x)
+  alpha, sigma = expand(alpha, x), expand(sigma, x)
   if prediction == "eps":
     return (x - sigma * out) / alpha, out
   if prediction == "x0":

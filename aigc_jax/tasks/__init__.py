@@ -24,11 +24,12 @@ from aigc_jax.errors import ConfigError
 #   decode(variables, z) -> images           log_weights(variables, batch, rng, k) -> [B, k]
 #   sample_text(variables, rng, **kw) -> str
 #   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
+#   bits_per_dim(variables, batch, rng) -> [B] a stochastic bound on -log2 p(x) per dimension
 VARIABLES, HOST = "variables", "host"
 EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
             "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,
             "decode": VARIABLES, "log_weights": VARIABLES, "sample_text": VARIABLES,
-            "labels": HOST}
+            "labels": HOST, "bits_per_dim": VARIABLES}
 
 
 @dataclasses.dataclass(frozen=True)

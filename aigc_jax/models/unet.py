@@ -1,0 +1,156 @@
+"""The denoising U-Net of DDPM (Ho et al. 2020) in the improved form (Nichol & Dhariwal 2021).
+
+Residual blocks (group norm, SiLU, 3x3 convolutions, the time and class embedding added between
+the two convolutions, the second convolution zero-initialised), self-attention at the
+resolutions in `attention_at`, stride-2 convolutions down and nearest-neighbour upsampling with a
+convolution up, skip connections concatenated. The time t in [0, 1] enters as sinusoidal
+features of 1000 t through a two-layer MLP; a class-conditional model (num_classes > 0) adds a
+label embedding with one extra row, index num_classes, the "no label" of classifier-free
+guidance. The output (same shape as the input) is zero-initialised, so training starts from a
+model that predicts 0.
+
+Input [B, H, W, C] with H and W divisible by 2^(len(multipliers) - 1); t [B]; labels [B] or None.
+"""
+
+import math
+
+import einops
+import flax.linen as nn
+import jax.numpy as jnp
+
+from aigc_jax.errors import ConfigError
+from aigc_jax.layers import attention
+from aigc_jax.layers.dense import Conv, Dense
+
+
+def timestep_embedding(t_B, dim: int, scale: float = 1000.0):
+  """Sinusoidal features of scale * t (DDPM's timestep embedding, for continuous t)."""
+  half = dim // 2
+  freqs = jnp.exp(-math.log(10_000.0) * jnp.arange(half, dtype=jnp.float32) / half)
+  args = scale * t_B.astype(jnp.float32)[:, None] * freqs[None]
+  return jnp.concatenate([jnp.sin(args), jnp.cos(args)], axis=-1)
+
+
+def _zero_conv(features: int, name: str, dtype):
+  return nn.Conv(features, (3, 3), padding="SAME", dtype=dtype, name=name,
+                 kernel_init=nn.with_logical_partitioning(nn.initializers.zeros_init(),
+                                                          (None, None, "conv_in", "conv_out")),
+                 bias_init=nn.with_logical_partitioning(nn.initializers.zeros_init(),
+                                                        ("conv_out",)))
+
+
+class ResBlock(nn.Module):
+  features: int
+  groups: int
+  dropout: float
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x, emb, train: bool):
+    h = nn.silu(nn.GroupNorm(self.groups, dtype=self.dtype, name="norm1")(x))
+    h = Conv(self.features, (3, 3), padding="SAME", dtype=self.dtype, name="conv1")(h)
+    h = h + Dense(self.features, names=("embed", "conv_out"), dtype=self.dtype,
+                  name="emb")(nn.silu(emb))[:, None, None, :]
+    h = nn.silu(nn.GroupNorm(self.groups, dtype=self.dtype, name="norm2")(h))
+    h = nn.Dropout(self.dropout, deterministic=not train)(h)
+    h = _zero_conv(self.features, "conv2", self.dtype)(h)
+    if x.shape[-1] != self.features:
+      x = Conv(self.features, (1, 1), dtype=self.dtype, name="skip")(x)
+    return x + h
+
+
+class AttentionBlock(nn.Module):
+  """Self-attention over the H x W positions (bidirectional), residual, output zero-initialised."""
+  heads: int
+  groups: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x):
+    B, H, W, C = x.shape
+    h = nn.GroupNorm(self.groups, dtype=self.dtype, name="norm")(x)
+    h = einops.rearrange(h, "b h w c -> b (h w) c")
+    qkv = nn.DenseGeneral((3, self.heads, C // self.heads), dtype=self.dtype, name="qkv")(h)
+    a = attention.causal_attention(qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2], causal=False)
+    out = nn.DenseGeneral(C, axis=(-2, -1), dtype=self.dtype, name="out",
+                          kernel_init=nn.initializers.zeros_init())(a)
+    return x + einops.rearrange(out, "b (h w) c -> b h w c", h=H, w=W)
+
+
+def check(m) -> None:
+  """Config-time checks, before anything is built or compiled."""
+  factor = 2 ** (len(m.multipliers) - 1)
+  if m.image_size % factor:
+    raise ConfigError(
+        f"model.image_size={m.image_size} is not divisible by 2^{len(m.multipliers) - 1} = "
+        f"{factor}, which the U-Net's {len(m.multipliers) - 1} downsamplings need "
+        f"(model.multipliers={tuple(m.multipliers)}): resize the data or use fewer levels.")
+  widths = {m.width * k for k in m.multipliers}
+  if any(w % m.groups for w in widths):
+    raise ConfigError(f"model.groups={m.groups} must divide every level's width "
+                      f"{sorted(widths)} (model.width x model.multipliers).")
+  if any(w % m.heads for w in widths):
+    raise ConfigError(f"model.heads={m.heads} must divide every level's width {sorted(widths)}.")
+  if m.num_classes < 0:
+    raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
+
+
+class Model(nn.Module):
+  image_size: int = 28
+  channels: int = 1
+  width: int = 64
+  multipliers: tuple = (1, 2, 2)
+  num_res_blocks: int = 2
+  attention_at: tuple = (7,)  # resolutions with self-attention (7: MNIST's lowest level)
+  heads: int = 4
+  groups: int = 8
+  dropout: float = 0.1
+  num_classes: int = 0  # > 0: class-conditional, with a "no label" row for guidance
+  dtype: jnp.dtype | None = None
+
+  def __post_init__(self):
+    check(self)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x_BHWC, t_B, labels_B=None, *, train: bool = False):
+    d = self.dtype
+    emb = timestep_embedding(t_B, self.width)
+    emb = Dense(4 * self.width, names=(None, "mlp"), dtype=d, name="time1")(emb)
+    emb = Dense(4 * self.width, names=("mlp", "embed"), dtype=d, name="time2")(nn.silu(emb))
+    if self.num_classes:
+      if labels_B is None:
+        raise ConfigError("This U-Net is class-conditional (model.num_classes > 0): pass labels "
+                          f"(num_classes={self.num_classes} means no label).")
+      emb = emb + nn.Embed(self.num_classes + 1, 4 * self.width, name="label")(labels_B)
+
+    def res(h, features, name):
+      return ResBlock(features, self.groups, self.dropout, d, name=name)(h, emb, train)
+
+    def attend(h, name):
+      if h.shape[1] in self.attention_at:
+        h = AttentionBlock(self.heads, self.groups, d, name=name)(h)
+      return h
+
+    h = Conv(self.width, (3, 3), padding="SAME", dtype=d, name="conv_in")(x_BHWC)
+    skips = [h]
+    last = len(self.multipliers) - 1
+    for i, mult in enumerate(self.multipliers):
+      for j in range(self.num_res_blocks):
+        h = attend(res(h, self.width * mult, f"down{i}_res{j}"), f"down{i}_attn{j}")
+        skips.append(h)
+      if i < last:
+        h = Conv(h.shape[-1], (3, 3), strides=2, padding="SAME", dtype=d, name=f"down{i}")(h)
+        skips.append(h)
+    h = res(h, h.shape[-1], "mid_res0")
+    h = AttentionBlock(self.heads, self.groups, d, name="mid_attn")(h)
+    h = res(h, h.shape[-1], "mid_res1")
+    for i, mult in reversed(list(enumerate(self.multipliers))):
+      for j in range(self.num_res_blocks + 1):
+        h = jnp.concatenate([h, skips.pop()], axis=-1)
+        h = attend(res(h, self.width * mult, f"up{i}_res{j}"), f"up{i}_attn{j}")
+      if i > 0:
+        h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
+        h = Conv(h.shape[-1], (3, 3), padding="SAME", dtype=d, name=f"up{i}")(h)
+    h = nn.silu(nn.GroupNorm(self.groups, dtype=d, name="norm_out")(h))
+    return _zero_conv(self.channels, "conv_out", d)(h).astype(jnp.float32)

@@ -1,0 +1,260 @@
+"""Diffusion and flow matching on the task seam: one loss, the one step, the step's EMA.
+
+Training: an image x0 in [-1, 1], a time t ~ U(0, 1) (stratified over the batch, as VDM does, to
+lower the loss's variance), noise eps, x_t = alpha(t) x0 + sigma(t) eps (samplers/diffusion.py:
+`diffusion.process` vp with a linear or cosine schedule, or flow), and the model's output
+regressed on the target of `diffusion.prediction` (eps, v, x0; velocity for flow), optionally
+weighted by min-SNR-gamma (Hang et al. 2023). A class-conditional model (model.num_classes > 0)
+sees "no label" (index num_classes) for a `diffusion.label_dropout` fraction of the batch, so one
+network is both the conditional and the unconditional model that classifier-free guidance
+(Ho & Salimans 2021) mixes.
+
+Sampling (`eval_fns["sample"]`, the sample grid, FID and `python -m aigc_jax.sample`): the
+`sampler` section (name, steps, guidance, eta, spacing) from noise with the averaged weights
+(`diffusion.ema_decay`). Guidance w mixes the conditional and unconditional predictions as
+uncond + w (cond - uncond): w = 1 is the conditional model, 0 the unconditional one.
+
+Likelihood (`eval_fns["bits_per_dim"]`, evaluators/likelihood.py): VDM's continuous-time bound
+(Kingma et al. 2021) on the 8-bit images, in bits per dimension: the prior's KL at t = 1, the
+diffusion term -1/2 E_t[SNR'(t) |x - x0_hat|^2] at one t per call, and a discretised Gaussian
+decoder over the 256 pixel levels at the lowest noise, so the bound is on the discrete data's
+likelihood. A guided model's bound is its unconditional one (the "no label" row).
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from aigc_jax import evaluators, models
+from aigc_jax.errors import ConfigError
+from aigc_jax.samplers import diffusion as lib
+from aigc_jax.tasks import Task
+
+WEIGHTINGS = ("none", "min_snr")
+FLOW_T_MIN = 1e-4  # flow's likelihood bound starts here: its log-SNR at t = 0 is infinite
+
+
+def configure(c) -> None:
+  """The diffusion and sampler sections; evaluators: the held-out loss (`test`), a sample grid
+  (`samples`) and FID/IS (`scores`)."""
+  c.diffusion = ml_collections.ConfigDict({
+      "process": "vp",  # vp | flow
+      "schedule": "cosine",  # vp: linear | cosine
+      "prediction": "eps",  # vp: eps | v | x0; flow: velocity
+      "weighting": "none",  # none | min_snr
+      "min_snr_gamma": 5.0,
+      "label_dropout": 0.1,  # conditional models: fraction trained without the label
+      "ema_decay": 0.999,  # the averaged weights sample; 0: the live ones
+  })
+  c.sampler = ml_collections.ConfigDict({
+      "name": "dpm++2m",  # ddpm | ddim | euler | heun | dpm++2m
+      "steps": 50,
+      "guidance": 1.0,  # classifier-free guidance weight; 1: none (conditional models only)
+      "eta": 0.0,  # ddim's noise (0: deterministic, 1: ddpm)
+      "spacing": "",  # uniform | karras; "": the sampler's own
+  })
+  c.evals.test = evaluators.spec("metrics")
+  c.evals.samples = evaluators.spec("sample_grid")
+  c.evals.scores = evaluators.spec("fid")
+
+
+def check(config) -> None:
+  """Config errors that need no data, raised before anything is built."""
+  d, s = config.diffusion, config.sampler
+  if d.process not in lib.PROCESSES:
+    raise ConfigError(f"diffusion.process={d.process!r}; valid: {', '.join(lib.PROCESSES)}.")
+  if d.process == "vp" and d.schedule not in lib.SCHEDULES:
+    raise ConfigError(f"diffusion.schedule={d.schedule!r}; valid: {', '.join(lib.SCHEDULES)}.")
+  valid = lib.PREDICTIONS[d.process]
+  if d.prediction not in valid:
+    raise ConfigError(f"diffusion.prediction={d.prediction!r} with process {d.process!r}; "
+                      f"valid: {', '.join(valid)}.")
+  if d.weighting not in WEIGHTINGS:
+    raise ConfigError(f"diffusion.weighting={d.weighting!r}; valid: {', '.join(WEIGHTINGS)}.")
+  if d.weighting == "min_snr" and (d.process != "vp" or d.min_snr_gamma <= 0):
+    raise ConfigError("diffusion.weighting='min_snr' needs process 'vp' and min_snr_gamma > 0 "
+                      f"(got {d.process!r}, {d.min_snr_gamma}).")
+  if not 0.0 <= d.label_dropout < 1.0:
+    raise ConfigError(f"diffusion.label_dropout={d.label_dropout} must be in [0, 1).")
+  if not 0.0 <= d.ema_decay < 1.0:
+    raise ConfigError(f"diffusion.ema_decay={d.ema_decay} must be in [0, 1) (0: no average).")
+  check_sampler(config)
+
+
+def check_sampler(config) -> None:
+  s = config.sampler
+  if s.name not in lib.SAMPLERS:
+    raise ConfigError(f"sampler.name={s.name!r}; valid: {', '.join(lib.SAMPLERS)}.")
+  if s.steps < 1:
+    raise ConfigError(f"sampler.steps={s.steps}: a sampler needs at least 1 step.")
+  if s.spacing and s.spacing not in lib.SPACINGS:
+    raise ConfigError(f"sampler.spacing={s.spacing!r}; valid: {', '.join(lib.SPACINGS)}, or "
+                      "empty for the sampler's own.")
+  if s.guidance < 0:
+    raise ConfigError(f"sampler.guidance={s.guidance} must be >= 0 (1: no guidance).")
+  conditional = config.model.get("num_classes", 0) > 0
+  if s.guidance != 1.0 and not conditional:
+    raise ConfigError(f"sampler.guidance={s.guidance} needs a class-conditional model "
+                      "(model.num_classes > 0, trained with diffusion.label_dropout > 0); this "
+                      "model is unconditional, so leave guidance at 1.")
+  if s.guidance != 1.0 and config.diffusion.label_dropout <= 0:
+    raise ConfigError(f"sampler.guidance={s.guidance} mixes in the unconditional model, which "
+                      "diffusion.label_dropout=0 never trained: train with label_dropout > 0 "
+                      "(0.1) or leave guidance at 1.")
+
+
+def make(config) -> Task:
+  check(config)
+  d, s = config.diffusion, config.sampler
+  model = models.get_model(config.model)
+  if not hasattr(model, "num_classes") or not hasattr(model, "image_size"):
+    raise ConfigError(f"task 'diffusion' needs a denoiser model (unet, dit) taking (x, t, "
+                      f"labels); got model.name={config.model.name!r}.")
+  process = lib.Process(d.process, d.schedule)
+  conditional = model.num_classes > 0
+  null = model.num_classes
+  size = (model.image_size, model.image_size, model.channels)
+
+  def init(rng, spec):
+    if tuple(spec["input"].shape[1:]) != size:
+      raise ConfigError(
+          f"The data's images are {tuple(spec['input'].shape[1:])} but the model denoises "
+          f"{size} (model.image_size={model.image_size}, model.channels={model.channels}): "
+          f"set the model to the data's size, or resize the data with data.preprocess.")
+    labels = jnp.zeros((2,), jnp.int32) if conditional else None
+    return dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)), labels))
+
+  def check_data(examples):
+    x = np.asarray(examples["input"], np.float32)
+    if x.min() < -1.0 - 1e-6 or x.max() > 1.0 + 1e-6 or x.max() <= 0.0:
+      raise ConfigError(f"Diffusion models images in [-1, 1]; the data's 'input' spans "
+                        f"[{x.min():.3g}, {x.max():.3g}]. Add value_range(-1, 1) to "
+                        "data.preprocess.")
+
+  def apply(params, x, t, labels, train=False, rng=None):
+    rngs = {"dropout": rng} if train else {}
+    return model.apply({"params": params}, x, t, labels, train=train, rngs=rngs)
+
+  def noised(x0, rng):
+    """(t [B] stratified in [0, 1), eps, x_t, alpha, sigma)."""
+    t_rng, e_rng = jax.random.split(rng)
+    b = x0.shape[0]
+    t = jnp.mod(jax.random.uniform(t_rng, ()) + jnp.arange(b) / b, 1.0)
+    eps = jax.random.normal(e_rng, x0.shape, x0.dtype)
+    a, sg = process.alpha_sigma(t)
+    return t, eps, lib.expand(a, x0) * x0 + lib.expand(sg, x0) * eps, a, sg
+
+  def per_example_loss(params, x0, labels, rng, train):
+    n_rng, d_rng, l_rng = jax.random.split(rng, 3)
+    t, eps, xt, a, sg = noised(x0, n_rng)
+    if conditional and train and d.label_dropout > 0:
+      drop = jax.random.bernoulli(l_rng, d.label_dropout, labels.shape)
+      labels = jnp.where(drop, null, labels)
+    out = apply(params, xt, t, labels, train, d_rng)
+    err = jnp.mean(jnp.square(out - lib.target(d.prediction, x0, eps, a, sg)),
+                   axis=tuple(range(1, x0.ndim)))
+    w = jnp.ones_like(err)
+    if d.weighting == "min_snr":
+      snr = jnp.square(a / sg)
+      clipped = jnp.minimum(snr, d.min_snr_gamma)
+      w = {"eps": clipped / snr, "v": clipped / (snr + 1.0), "x0": clipped}[d.prediction]
+    return w * err, err
+
+  def labels_of(batch):
+    return batch["label"].astype(jnp.int32) if conditional else None
+
+  def loss(params, state, batch, rng, step):
+    del state, step
+    weighted, err = per_example_loss(params, batch["input"], labels_of(batch), rng, True)
+    return jnp.mean(weighted), ({"mse": jnp.mean(err)}, {})
+
+  def sampling_params(variables):
+    return variables["ema"] if "ema" in variables else variables["params"]
+
+  def denoiser(params, labels, guidance):
+    guided = conditional and guidance != 1.0
+
+    def denoise(x, t):
+      tb = jnp.full((x.shape[0],), t, jnp.float32)
+      a, sg = process.alpha_sigma(t)
+      if not guided:
+        out = apply(params, x, tb, labels)
+        return lib.to_x0_eps(d.prediction, out, x, a, sg)
+      both = apply(params, jnp.concatenate([x, x]), jnp.concatenate([tb, tb]),
+                   jnp.concatenate([labels, jnp.full_like(labels, null)]))
+      cond, uncond = jnp.split(both, 2)
+      x0c, ec = lib.to_x0_eps(d.prediction, cond, x, a, sg)
+      x0u, eu = lib.to_x0_eps(d.prediction, uncond, x, a, sg)
+      return x0u + guidance * (x0c - x0u), eu + guidance * (ec - eu)
+    return denoise
+
+  def sample(variables, rng, num, labels=None):
+    """`num` images in [-1, 1] by the `sampler` section, from the averaged weights."""
+    if conditional and labels is None:
+      labels = jnp.arange(num) % model.num_classes
+    if labels is not None:
+      labels = jnp.asarray(labels, jnp.int32)
+    n_rng, s_rng = jax.random.split(rng)
+    x = jax.random.normal(n_rng, (num,) + size)
+    out = lib.sample(denoiser(sampling_params(variables), labels, s.guidance), process, x, s_rng,
+                     sampler=s.name, steps=s.steps, eta=s.eta, spacing=s.spacing)
+    return jnp.clip(out, -1.0, 1.0)
+
+  def labels_fn(num, grouped):
+    if not conditional:
+      return None
+    k = model.num_classes
+    return np.repeat(np.arange(k), -(-num // k))[:num] if grouped else np.arange(num) % k
+
+  def metrics(variables, batch, rng):
+    """The training loss (unweighted mse too) on held-out images, averaged weights."""
+    labels = labels_of(batch)
+    weighted, err = per_example_loss(sampling_params(variables), batch["input"], labels, rng,
+                                     False)
+    m = batch["mask"].astype(jnp.float32)
+    return {"loss": jnp.sum(weighted * m), "mse": jnp.sum(err * m), "count": jnp.sum(m)}
+
+  t_min = FLOW_T_MIN if d.process == "flow" else 0.0
+
+  def bits_per_dim(variables, batch, rng):
+    """[B]: VDM's bound on -log2 P(x) / dims at one time sample per image."""
+    x = batch["input"].astype(jnp.float32)
+    b, dims = x.shape[0], int(np.prod(x.shape[1:]))
+    params = sampling_params(variables)
+    labels = jnp.full((b,), null, jnp.int32) if conditional and d.label_dropout > 0 else \
+        labels_of(batch)
+    t_rng, e_rng, r_rng = jax.random.split(rng, 3)
+    u = jnp.mod(jax.random.uniform(t_rng, ()) + jnp.arange(b) / b, 1.0)
+    t = t_min + (1.0 - t_min) * u
+    eps = jax.random.normal(e_rng, x.shape)
+    a, sg = process.alpha_sigma(t)
+    xt = lib.expand(a, x) * x + lib.expand(sg, x) * eps
+    x0_hat, _ = lib.to_x0_eps(d.prediction, apply(params, xt, t, labels), xt, a, sg)
+    # SNR'(t) = exp(lambda) lambda'(t), lambda' by autodiff of the schedule.
+    dlam = jax.vmap(jax.grad(lambda u_: process.logsnr(u_)))(t)
+    dsnr = jnp.exp(process.logsnr(t)) * dlam
+    diff = -0.5 * (1.0 - t_min) * dsnr * jnp.sum(jnp.square(x - x0_hat), axis=tuple(
+        range(1, x.ndim)))
+    a1, s1 = process.alpha_sigma(1.0)
+    prior = 0.5 * jnp.sum(a1**2 * x**2 + s1**2 - 1.0 - jnp.log(s1**2), axis=tuple(
+        range(1, x.ndim)))
+    # Decoder: p(x = level k | z_0) with z_0 / alpha_0 ~ N(level, (sigma_0 / alpha_0)^2),
+    # normalised over the 256 levels.
+    a0, s0 = process.alpha_sigma(t_min)
+    z0 = (a0 * x + s0 * jax.random.normal(r_rng, x.shape)) / a0
+    levels = jnp.linspace(-1.0, 1.0, 256).reshape((1,) * x.ndim + (256,))
+    logits = -0.5 * jnp.square((z0[..., None] - levels) * (a0 / s0))
+    k = jnp.round((x + 1.0) * 127.5).astype(jnp.int32)
+    logp = jax.nn.log_softmax(logits, axis=-1)
+    rec = -jnp.sum(jnp.take_along_axis(logp, k[..., None], axis=-1), axis=tuple(
+        range(1, x.ndim + 1)))
+    return (diff + prior + rec) / (dims * np.log(2.0))
+
+  return Task(init=init, loss=loss,
+              eval_fns={"metrics": metrics, "sample": sample, "labels": labels_fn,
+                        "bits_per_dim": bits_per_dim},
+              input_keys=("input", "label") if conditional else ("input",),
+              input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
+                         "feature; use a labelled data set or set model.num_classes=0.",
+              check_data=check_data, ema_decay=d.ema_decay)

@@ -1,0 +1,63 @@
+"""Denoising diffusion on the MNIST carve: a U-Net trained to predict the noise (DDPM, Ho et al.
+2020) on the cosine schedule (Nichol & Dhariwal 2021), sampled with DPM-Solver++(2M).
+
+Commands (VARIANT: quick, cond_quick, cond; the default is unconditional):
+  python -m aigc_jax.main --config=experiments/ddpm_mnist.py:VARIANT --workdir=DIR
+  python -m aigc_jax.sample --workdir=DIR --sampler=heun --steps=20 [--guidance=2 --labels=0,1,2]
+
+`cond` variants: class-conditional with 10% of labels dropped in training, so classifier-free
+guidance (`sampler.guidance`) can mix the conditional and unconditional predictions.
+Evaluators: held-out loss, a sample grid, FID/IS with the project's MNIST classifier against the
+validation floor (chosen on), bits per dimension on the validation images (VDM's bound).
+
+Measured: not yet (issue 24 is in progress; the figures go here and in docs/results.md).
+"""
+
+import ml_collections
+
+from aigc_jax import config as config_lib
+
+VARIANTS = ("", "quick", "cond", "cond_quick")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  return unet_config("ddpm_mnist", arg)
+
+
+def unet_config(name: str, arg: str | None, **diffusion) -> ml_collections.ConfigDict:
+  """The MNIST diffusion recipe with a U-Net (default, quick; cond: class-conditional)."""
+  arg = arg or ""
+  if arg not in VARIANTS:
+    raise ValueError(f"Unknown variant {arg!r} of {name}; valid: quick, cond, cond_quick, or "
+                     "none.")
+  quick, cond = "quick" in arg, arg.startswith("cond")
+  c = config_lib.get_config(task="diffusion")
+  c.diffusion.update(diffusion)
+  c.model = ml_collections.ConfigDict(dict(
+      name="unet", image_size=28, channels=1, width=32 if quick else 64, multipliers=(1, 2, 2),
+      num_res_blocks=1 if quick else 2, attention_at=(7,), heads=4, groups=8, dropout=0.1,
+      num_classes=10 if cond else 0))
+  c.data.name = "mnist_idx"
+  c.data.preprocess = "value_range(-1, 1)|rename(image='input')"
+  c.data.batch_size = 64 if quick else 128
+  c.data.eval_batch_size = 250
+  c.optim.update(name="adamw", lr=1e-3 if quick else 5e-4, weight_decay=0.0,
+                 schedule="warmup_cosine", warmup_steps=200, grad_clip_norm=1.0)
+  c.train.num_steps = 4_000 if quick else 20_000
+  c.train.update(log_every_steps=100, eval_every_steps=c.train.num_steps // 2,
+                 checkpoint_every_steps=500)
+  c.sampler.update(name="dpm++2m", steps=20 if quick else 50, guidance=2.0 if cond else 1.0)
+  # FID against the training split, floor and sample count at the validation split's 1,000.
+  c.evals.scores.update(split="validation", samples=1_000 if quick else 10_000, batch_size=250)
+  c.evals.test.split = "validation"
+  config_lib.add_eval(c, "likelihood", "likelihood", split="validation", batch_size=200,
+                      every_steps=-1, repeats=1 if quick else 4)
+  if cond:
+    c.evals.samples.update(num=100, ncol=10)  # one class per row
+  c.train.update(best_metric="scores_fid", best_mode="min")
+  return c
+
+
+if __name__ == "__main__":
+  from aigc_jax import main
+  main.cli(__file__)

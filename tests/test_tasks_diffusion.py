@@ -1,0 +1,172 @@
+"""The diffusion task: its likelihood bound against a closed form, training on MNIST through the
+one loop (exact resume, EMA), guided sampling, and errors before compiling."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aigc_jax import config as config_lib
+from aigc_jax import train
+from aigc_jax.data import pipeline
+from aigc_jax.errors import ConfigError
+from aigc_jax.samplers import diffusion as lib
+from aigc_jax.tasks import diffusion, get_task
+from experiments import ddpm_mnist
+from tests import helpers
+
+STD = 0.3  # the oracle's data: N(0, STD^2) per pixel
+
+
+class Model(nn.Module):
+  """An oracle denoiser for Gaussian data N(0, STD^2): the exact E[eps | x_t] (or the exact
+  velocity for flow). Used by dotted path ("tests.test_tasks_diffusion")."""
+  image_size: int = 4
+  channels: int = 1
+  num_classes: int = 0
+  process: str = "vp"
+  schedule: str = "cosine"
+
+  @nn.compact
+  def __call__(self, x, t, labels=None, *, train: bool = False):
+    a, s = lib.Process(self.process, self.schedule).alpha_sigma(t)
+    a, s = lib.expand(a, x), lib.expand(s, x)
+    x0 = a * STD**2 / (a**2 * STD**2 + s**2) * x
+    eps = (x - a * x0) / s
+    return eps - x0 if self.process == "flow" else eps
+
+
+def _oracle_config(process="vp", schedule="cosine"):
+  c = config_lib.get_config(task="diffusion")
+  c.model = {"name": "tests.test_tasks_diffusion", "image_size": 4, "channels": 1,
+             "process": process, "schedule": schedule}
+  c.diffusion.update(process=process, schedule=schedule,
+                     prediction="velocity" if process == "flow" else "eps")
+  return c
+
+
+@pytest.mark.parametrize("process,schedule", [("vp", "cosine"), ("vp", "linear"), ("flow", "")])
+def test_the_bound_of_an_exact_denoiser_is_the_data_entropy(process, schedule):
+  """For 8-bit Gaussian data and the exact denoiser, VDM's bound is the data's discrete
+  entropy: the Gaussian's differential entropy minus log of the level spacing 2/255."""
+  task = get_task(_oracle_config(process, schedule or "cosine"))
+  rng = np.random.default_rng(0)
+  levels = np.clip(np.round((rng.normal(0, STD, (4096, 4, 4, 1)) + 1) * 127.5), 0, 255)
+  x = (levels / 127.5 - 1).astype(np.float32)
+  batch = {"input": jnp.asarray(x), "mask": jnp.ones((4096,))}
+  fn = jax.jit(task.eval_fns["bits_per_dim"])
+  bpd = np.concatenate([np.asarray(fn({"params": {}}, batch, jax.random.PRNGKey(i)))
+                        for i in range(4)])
+  want = (0.5 * np.log(2 * np.pi * np.e * STD**2) - np.log(2 / 255)) / np.log(2)  # 7.30
+  stderr = bpd.std() / np.sqrt(len(bpd))
+  assert abs(bpd.mean() - want) < max(4 * stderr, 0.01 * want), (bpd.mean(), want, stderr)
+
+
+def _tiny(tfds_dir, data_dir, variant="quick", **train_kw):
+  c = ddpm_mnist.get_config(variant)
+  c.cpu_devices = 0
+  c.model.update(width=8, multipliers=(1, 2), attention_at=(14,), heads=2, groups=4)
+  c.data.update(tfds_dir=tfds_dir, data_dir=data_dir, batch_size=16, eval_batch_size=200)
+  c.sampler.steps = 2
+  del c.evals["scores"]
+  c.evals.samples.num = 10
+  c.evals.likelihood.repeats = 1
+  c.train.update(dict(num_steps=8, log_every_steps=2, eval_every_steps=4,
+                      checkpoint_every_steps=4, progress_bar=False, best_metric=""))
+  c.train.update(train_kw)
+  return c
+
+
+def test_training_runs_and_resumes_exactly_with_the_average(data_dir, tfds_dir, tmp_path,
+                                                           monkeypatch):
+  c = _tiny(tfds_dir, data_dir)
+  del c.evals["likelihood"]
+  s1, s2 = helpers.crash_and_resume(c, tmp_path, monkeypatch, after_batches=5)
+  assert s1["test_loss"] == s2["test_loss"]
+  _, raw = helpers.final_state(str(tmp_path / "straight"))
+  assert "ema" in raw["model_state"]  # sampling uses the averaged weights
+  assert (tmp_path / "straight" / "samples" / "samples_step_000008.png").exists()
+
+
+def test_an_untrained_unet_bound_is_the_log_snr_range(data_dir, tfds_dir):
+  """The U-Net's zero-initialised output predicts eps = 0, so x0_hat = x_t / alpha and the
+  diffusion term is -1/2 E_t[lambda'(t)] D = (lambda_max - lambda_min) D / 2 nats: 30 / (2 ln 2)
+  = 21.64 bits per dimension on the cosine schedule; prior and decoder add ~0."""
+  c = _tiny(tfds_dir, data_dir)
+  task = get_task(c)
+  val = pipeline.load_split(c.data, "validation")
+  batch = {"input": jnp.asarray(val.load(np.arange(1000))["input"]), "mask": jnp.ones((1000,))}
+  variables = task.init(jax.random.PRNGKey(0),
+                        {"input": jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)})
+  fn = jax.jit(task.eval_fns["bits_per_dim"])
+  # lambda'(t) spikes near t = 0 and 1, so one stratified pass over 1,000 images is off by a
+  # few percent; the mean over 8 keys is judged by its own spread.
+  means = np.array([np.asarray(fn(variables, batch, jax.random.PRNGKey(k))).mean()
+                    for k in range(8)])
+  want = 2 * lib.LOGSNR_LIMIT / (2 * np.log(2))
+  stderr = means.std(ddof=1) / np.sqrt(len(means))
+  assert abs(means.mean() - want) < 4 * stderr + 0.002 * want, (means, want)
+  assert stderr < 0.01 * want
+
+
+def test_loss_falls_on_real_digits(data_dir, tfds_dir, tmp_path):
+  c = _tiny(tfds_dir, data_dir, num_steps=40, log_every_steps=10, eval_every_steps=40)
+  c.optim.update(lr=3e-3, warmup_steps=10)
+  del c.evals["likelihood"], c.evals["samples"]
+  train.run(c, str(tmp_path))
+  losses = [m["loss"] for m in helpers.metrics(str(tmp_path))]
+  # Predicting eps = 0 scores 1 (unit-variance noise); a learning model drops well below it.
+  assert losses[0] > 0.6 and losses[-1] < 0.5 * losses[0], losses
+
+
+def test_guided_sampling_is_deterministic_and_uses_both_branches(data_dir, tfds_dir):
+  c = _tiny(tfds_dir, data_dir, variant="cond_quick")
+  task = get_task(c)
+  spec = {"input": jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)}
+  variables = task.init(jax.random.PRNGKey(0), spec)
+  # Perturb the zero-initialised output layer so the label matters.
+  variables = jax.tree.map(lambda p: p + 0.05 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
+                           variables)
+  labels = np.array([3, 7])
+  draw = jax.jit(lambda v, k: task.eval_fns["sample"](v, k, 2, labels))
+  a = np.asarray(draw(variables, jax.random.PRNGKey(1)))
+  np.testing.assert_array_equal(a, np.asarray(draw(variables, jax.random.PRNGKey(1))))
+  assert a.shape == (2, 28, 28, 1) and np.all(np.abs(a) <= 1.0)
+  c.sampler.guidance = 1.0
+  plain = get_task(c).eval_fns["sample"]
+  b = np.asarray(jax.jit(lambda v, k: plain(v, k, 2, labels))(variables, jax.random.PRNGKey(1)))
+  assert np.max(np.abs(a - b)) > 1e-3  # guidance 2 differs from the conditional model alone
+
+
+@pytest.mark.parametrize("change,message", [
+    ({"sampler.guidance": 2.0}, "needs a class-conditional model"),
+    ({"sampler.steps": 0}, "at least 1 step"),
+    ({"sampler.name": "plms"}, "sampler.name='plms'; valid: ddpm, ddim, euler, heun, dpm"),
+    ({"diffusion.schedule": "sigmoid"}, "diffusion.schedule='sigmoid'; valid: linear, cosine"),
+    ({"diffusion.process": "flow"}, "diffusion.prediction='eps' with process 'flow'"),
+    ({"model.image_size": 30}, "not divisible by 2\\^2 = 4"),
+    ({"diffusion.weighting": "min_snr", "diffusion.process": "flow",
+      "diffusion.prediction": "velocity"}, "min_snr' needs process 'vp'"),
+])
+def test_bad_configs_fail_before_compiling(change, message):
+  c = ddpm_mnist.get_config("quick")
+  c.update_from_flattened_dict(change)
+  with pytest.raises(ConfigError, match=message):
+    get_task(c)
+
+
+def test_a_likelihood_evaluator_needs_a_task_with_a_bound(data_dir, tfds_dir, tmp_path):
+  c = helpers.tiny_config(tfds_dir)
+  c.data.data_dir = data_dir
+  config_lib.add_eval(c, "likelihood", "likelihood")
+  with pytest.raises(ConfigError, match="needs the task's 'bits_per_dim' function"):
+    train.run(c, str(tmp_path))
+  assert not list((tmp_path / "checkpoints").glob("[0-9]*"))  # no step was trained
+
+
+def test_conditional_guidance_needs_label_dropout():
+  c = ddpm_mnist.get_config("cond_quick")
+  c.diffusion.label_dropout = 0.0
+  with pytest.raises(ConfigError, match="label_dropout=0 never trained"):
+    diffusion.check(c)
