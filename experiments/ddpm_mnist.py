@@ -21,11 +21,17 @@ VARIANTS = ("", "quick", "cond", "cond_quick")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  return unet_config("ddpm_mnist", arg)
+  return mnist_config("ddpm_mnist", arg, unet)
 
 
-def unet_config(name: str, arg: str | None, **diffusion) -> ml_collections.ConfigDict:
-  """The MNIST diffusion recipe with a U-Net (default, quick; cond: class-conditional)."""
+def unet(quick: bool) -> dict:
+  return dict(name="unet", image_size=28, channels=1, width=32 if quick else 64,
+              multipliers=(1, 2, 2), num_res_blocks=1 if quick else 2, attention_at=(7,),
+              heads=4, groups=8, dropout=0.1)
+
+
+def mnist_config(name: str, arg: str | None, model, **diffusion) -> ml_collections.ConfigDict:
+  """The MNIST diffusion recipe (default, quick; cond: class-conditional) with model(quick)."""
   arg = arg or ""
   if arg not in VARIANTS:
     raise ValueError(f"Unknown variant {arg!r} of {name}; valid: quick, cond, cond_quick, or "
@@ -33,10 +39,7 @@ def unet_config(name: str, arg: str | None, **diffusion) -> ml_collections.Confi
   quick, cond = "quick" in arg, arg.startswith("cond")
   c = config_lib.get_config(task="diffusion")
   c.diffusion.update(diffusion)
-  c.model = ml_collections.ConfigDict(dict(
-      name="unet", image_size=28, channels=1, width=32 if quick else 64, multipliers=(1, 2, 2),
-      num_res_blocks=1 if quick else 2, attention_at=(7,), heads=4, groups=8, dropout=0.1,
-      num_classes=10 if cond else 0))
+  c.model = ml_collections.ConfigDict({**model(quick), "num_classes": 10 if cond else 0})
   c.data.name = "mnist_idx"
   c.data.preprocess = "value_range(-1, 1)|rename(image='input')"
   c.data.batch_size = 64 if quick else 128

@@ -71,10 +71,14 @@ class Block(nn.Module):
   zero_init: bool = False
   value_residual: bool = False
   x0_skip: bool = False
+  # adaLN-Zero (DiT, Peebles & Xie 2023): the norms lose their own scale and bias; a conditioning
+  # vector cond_BC sets per-example shift, scale and a gate on each residual branch, through a
+  # zero-initialised projection, so every block starts as the identity.
+  adaln: bool = False
 
   @nn.compact
   def __call__(self, x_BTD, train: bool, decode: bool = False, index=None, cache_len: int = 0,
-               lengths_B=None, x0_BTD=None, v1=None):
+               lengths_B=None, x0_BTD=None, v1=None, cond_BC=None):
     """The block's output; with value_residual, (output, this block's own values) so the
     model can hand the first block's values to the others as `v1`."""
     x_BTD = sharding.constrain(x_BTD, BTD)
@@ -86,7 +90,21 @@ class Block(nn.Module):
     proj_std = 0.02 / math.sqrt(2 * self.num_layers)
     proj_init = zeros if self.zero_init else (lambda names: normal(proj_std, names))
     drop = nn.Dropout(self.dropout, deterministic=not train)
-    h = norm(self.norm, self.dtype, self.use_bias)(x_BTD)
+    if self.adaln:
+      if cond_BC is None:
+        raise ValueError("An adaln block needs its conditioning vector cond_BC.")
+      mod = nn.Dense(6 * D, dtype=self.dtype, name="adaln",
+                     kernel_init=zeros(("embed", "mlp")), bias_init=zeros(("mlp",)))(
+                         nn.silu(cond_BC))
+      shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(mod[:, None, :], 6, axis=-1)
+
+    def pre_norm(x, shift, scale):
+      if not self.adaln:
+        return norm(self.norm, self.dtype, self.use_bias)(x)
+      h = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, use_scale=False, use_bias=False)(x)
+      return h * (1.0 + scale) + shift
+
+    h = pre_norm(x_BTD, *((shift1, scale1) if self.adaln else (None, None)))
     qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
                           use_bias=self.use_bias,
                           kernel_init=normal(0.02, ("embed", None, "heads", "kv")),
@@ -115,8 +133,9 @@ class Block(nn.Module):
     a = nn.DenseGeneral(D, axis=(-2, -1), dtype=self.dtype, name="out", use_bias=self.use_bias,
                         kernel_init=proj_init(("heads", "kv", "embed")),
                         bias_init=zeros(("embed",)))(a_BTNH)
+    a = gate1 * a if self.adaln else a
     x_BTD = sharding.constrain(x_BTD + drop(a), BTD)
-    h = norm(self.norm, self.dtype, self.use_bias)(x_BTD)
+    h = pre_norm(x_BTD, *((shift2, scale2) if self.adaln else (None, None)))
     # The MLP runs on [B*T, D]: with [B, T, D] XLA's CPU backend transposes the activation
     # gradient into a copy before each weight gradient, 15% of a small GPT's step
     # (docs/results.md, "Profiling the CPU step").
@@ -128,5 +147,7 @@ class Block(nn.Module):
     h = jnp.square(nn.relu(h)) if self.mlp == "relu2" else nn.gelu(h, approximate=True)
     h = nn.Dense(D, dtype=self.dtype, name="proj", use_bias=self.use_bias,
                  kernel_init=proj_init(("mlp", "embed")), bias_init=zeros(("embed",)))(h)
-    out = sharding.constrain(x_BTD + drop(h.reshape(B, T, D)), BTD)
+    h = h.reshape(B, T, D)
+    h = gate2 * h if self.adaln else h
+    out = sharding.constrain(x_BTD + drop(h), BTD)
     return (out, own_v) if self.value_residual else out

@@ -1,0 +1,82 @@
+"""A diffusion transformer (DiT, Peebles & Xie 2023) over image patches.
+
+The image is cut into patch x patch squares (mae.patchify), each embedded linearly, with fixed
+2-d sine-cosine positions; the project's transformer blocks run bidirectionally with adaLN-Zero
+conditioning (layers/transformer.py, `adaln=True`) on c = embed(t) + embed(label); a final
+adaptive LayerNorm and a zero-initialised linear layer give each patch's pixels, which are put
+back in place. Labels have one extra row, index num_classes, for classifier-free guidance's
+"no label". DiT-XL/2 is depth 28, width 1152, 16 heads, patch 2 (on a 32x32x4 latent).
+
+Input [B, H, W, C] with H divisible by `patch`; t [B] in [0, 1]; labels [B] or None.
+"""
+
+import einops
+import flax.linen as nn
+import jax.numpy as jnp
+
+from aigc_jax.errors import ConfigError
+from aigc_jax.layers.transformer import Block, zeros
+from aigc_jax.models import mae
+from aigc_jax.models.unet import timestep_embedding
+
+# The paper's configurations: (depth, width, heads).
+SIZES = {"S": (12, 384, 6), "B": (12, 768, 12), "L": (24, 1024, 16), "XL": (28, 1152, 16)}
+
+
+def check(m) -> None:
+  if m.image_size % m.patch:
+    raise ConfigError(f"model.image_size={m.image_size} is not divisible by model.patch="
+                      f"{m.patch}: DiT cuts the image into patch x patch squares.")
+  if m.width % m.num_heads or (m.width // m.num_heads) % 2:
+    raise ConfigError(f"model.width={m.width} must split into model.num_heads={m.num_heads} "
+                      "heads of even size.")
+  if m.width % 4:
+    raise ConfigError(f"model.width={m.width} must be a multiple of 4 (2-d sin-cos positions).")
+  if m.num_classes < 0:
+    raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
+
+
+class Model(nn.Module):
+  image_size: int = 28
+  channels: int = 1
+  patch: int = 4
+  width: int = 128
+  depth: int = 6
+  num_heads: int = 4
+  num_classes: int = 0
+  dropout: float = 0.0
+  attention_impl: str = ""
+  dtype: jnp.dtype | None = None
+
+  def __post_init__(self):
+    check(self)
+    super().__post_init__()
+
+  @nn.compact
+  def __call__(self, x_BHWC, t_B, labels_B=None, *, train: bool = False):
+    g = self.image_size // self.patch
+    x = mae.patchify(self, x_BHWC)
+    x = nn.Dense(self.width, dtype=self.dtype, name="patch_embed", kernel_init=(
+        nn.with_logical_partitioning(nn.initializers.xavier_uniform(), (None, "embed"))))(x)
+    x = x + mae.sincos_2d(g, g, self.width)[None].astype(x.dtype)
+    c = timestep_embedding(t_B, 256)
+    c = nn.Dense(self.width, dtype=self.dtype, name="time1")(c)
+    c = nn.Dense(self.width, dtype=self.dtype, name="time2")(nn.silu(c))
+    if self.num_classes:
+      if labels_B is None:
+        raise ConfigError("This DiT is class-conditional (model.num_classes > 0): pass labels "
+                          f"(num_classes={self.num_classes} means no label).")
+      c = c + nn.Embed(self.num_classes + 1, self.width, name="label")(labels_B)
+    for i in range(self.depth):
+      x = Block(self.num_heads, self.depth, self.dropout, self.dtype, self.attention_impl,
+                True, False, causal=False, adaln=True, name=f"block{i}")(x, train, cond_BC=c)
+    mod = nn.Dense(2 * self.width, dtype=self.dtype, name="final_adaln",
+                   kernel_init=zeros(("embed", "mlp")), bias_init=zeros(("mlp",)))(nn.silu(c))
+    shift, scale = jnp.split(mod[:, None, :], 2, axis=-1)
+    x = nn.LayerNorm(epsilon=1e-6, use_scale=False, use_bias=False, dtype=self.dtype)(x)
+    x = x * (1.0 + scale) + shift
+    x = nn.Dense(self.patch * self.patch * self.channels, dtype=self.dtype, name="out",
+                 kernel_init=zeros(("embed", None)), bias_init=zeros((None,)))(x)
+    x = einops.rearrange(x, "b (h w) (p q c) -> b (h p) (w q) c", h=g, w=g, p=self.patch,
+                         q=self.patch)
+    return x.astype(jnp.float32)
