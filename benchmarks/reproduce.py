@@ -351,6 +351,8 @@ def main(argv: list[str] | None = None) -> int:
     json.dump({"ok": ok, "environment": env, "rows": rows, "environment_differences": diffs},
               f, indent=1)
   if args.update:
+    # Read the file again: another reproduce or an edit may have changed it during the runs.
+    published = load(args.published)
     updated = update(published, runs, args.keep_wall)
     save(published, args.published)
     print(f"Updated {args.published}: {', '.join(updated) or 'nothing'}.")
