@@ -142,10 +142,23 @@ def test_batch_norm_models_are_refused(tfds_dir):
   active.check_state(types.SimpleNamespace(model_state={}))  # no batch norm: fine
 
 
-def test_dp_mnist_config_calibrates_noise_to_the_budget():
+def test_target_epsilon_calibrates_the_noise_to_the_real_training_split():
+  """dp_mnist states budgets, not noise: the noise is found when the run starts, for the split's
+  size, so a smaller carve gets more noise and the same epsilon."""
   for variant, target in (("eps3", 3.0), ("eps8", 8.0)):
     c = dp_mnist.get_config(variant)
-    steps = -(-int(c.train.num_epochs * dp_mnist.N_TRAIN) // dp_mnist.BATCH)
-    eps = privacy.epsilon(c.dp, dp_mnist.BATCH / dp_mnist.N_TRAIN, steps)
-    assert target * 0.98 < eps <= target
+    noises = []
+    for n in (7000, 60000):
+      split = type("Split", (), {"__len__": lambda self, n=n: n})()
+      active = privacy.setup(c, options.Run(c, types.SimpleNamespace(players=()), None, split,
+                                            dp_mnist.BATCH))
+      summary = active.summary(None, -(-int(c.train.num_epochs * n) // dp_mnist.BATCH))
+      assert target * 0.98 < summary["epsilon"] <= target, (variant, n, summary)
+      assert summary["dp_sampling_rate"] == dp_mnist.BATCH / n
+      noises.append(summary["dp_noise_multiplier"])
+    assert noises[0] > noises[1]  # fewer examples, a larger sampled fraction: more noise
   assert not dp_mnist.get_config("nonprivate").dp.enabled
+  c = dp_mnist.get_config("eps3")
+  c.dp.target_epsilon = -1.0
+  with pytest.raises(ConfigError, match="dp.target_epsilon=-1.0 must be > 0"):
+    privacy.check(c)

@@ -23,6 +23,7 @@ is a function of the number of steps taken.
 
 import functools
 import logging
+import math
 
 import jax
 import jax.numpy as jnp
@@ -38,8 +39,11 @@ DEFAULTS = {
     # Per-example gradients clipped to `clip`, Gaussian noise of noise_multiplier x clip on
     # their sum; epsilon at `delta` by `accountant` (rdp_classic, rdp, pld) is logged and
     # written into summary.json.
+    # target_epsilon > 0 replaces noise_multiplier: the smallest noise whose epsilon after the
+    # run's steps is at most the target, for the training split's real size and the batch,
+    # found when the run starts (a carve or a corpus of another size keeps its budget).
     "dp": {"enabled": False, "clip": 1.0, "noise_multiplier": 1.0, "delta": 1e-5,
-           "accountant": "rdp_classic"},
+           "accountant": "rdp_classic", "target_epsilon": 0.0},
 }
 # TensorFlow Privacy's default RDP orders.
 ORDERS = tuple([1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)))
@@ -54,7 +58,10 @@ def check(config) -> None:
   dp_config = config.dp
   if not enabled(dp_config):
     return
-  if not dp_config.noise_multiplier > 0:
+  if dp_config.get("target_epsilon", 0.0) < 0:
+    raise ConfigError(f"dp.target_epsilon={dp_config.target_epsilon} must be > 0, or 0 to use "
+                      "dp.noise_multiplier as given.")
+  if not dp_config.get("target_epsilon", 0.0) and not dp_config.noise_multiplier > 0:
     raise ConfigError(f"dp.noise_multiplier={dp_config.noise_multiplier} must be > 0: without "
                       "noise clipping alone gives no privacy (turn DP off with dp.enabled=False).")
   if not dp_config.clip > 0:
@@ -105,6 +112,16 @@ def setup(config, run):
   dp = {"clip": float(dp_config.clip), "noise_multiplier": float(dp_config.noise_multiplier)}
   # The accountant's sampling rate: each step draws batch / N of the training examples.
   rate = run.global_batch / len(run.train_split) if run.train_split is not None else 0.0
+  target = float(dp_config.get("target_epsilon", 0.0))
+  if target > 0 and run.train_split is not None:  # an ahead-of-time compile needs no noise level
+    t = run.config.train
+    steps = t.num_steps if t.num_steps > 0 else math.ceil(
+        t.num_epochs * len(run.train_split) / run.global_batch)
+    dp["noise_multiplier"] = noise_for_epsilon(target, rate, steps, float(dp_config.delta),
+                                               dp_config.accountant)
+    print(f"DP-SGD: noise multiplier {dp['noise_multiplier']} for epsilon <= {target} at delta "
+          f"{dp_config.delta}: {len(run.train_split)} examples, batch {run.global_batch}, "
+          f"{steps} steps.", flush=True)
   return Active(name="privacy", gradient=functools.partial(gradient, dp=dp),
                 check_state=_no_batch_norm,
                 **accounting(config, rate, dp["noise_multiplier"], dp["clip"]))
