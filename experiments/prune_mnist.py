@@ -10,8 +10,9 @@ Commands (variants: `lenet300`, the default, `lenet5`, `quick`):
 Each seed trains the pruning run and a dense control on the same schedule. Measured (2-core CPU,
 jax 0.12.1, 7,000-image carve, seeds 0-2, 95% intervals over the 2,000 test images):
 LeNet-300-100 dense control 4.75% [3.86, 5.78], 92% pruned 4.55% [3.68, 5.56], difference -0.20
-points [-1.51, +1.11]. LeNet-5 (before the validation carve, one seed, no control): 1.35% -> 1.50%
-in 2 min 54 s.
+points [-1.51, +1.11]. LeNet-5: dense control 1.58% [1.10, 2.25], pruned 1.72% [1.18, 2.37],
+difference +0.13 points [-0.69, +0.89] (before the carve, one seed, no control: 1.35% -> 1.50%
+in 2 min 54 s).
 
 Full results and notes: docs/compression.md, section 'Pruning'.
 """
