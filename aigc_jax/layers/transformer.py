@@ -97,6 +97,8 @@ class Block(nn.Module):
                      kernel_init=zeros(("embed", "mlp")), bias_init=zeros(("mlp",)))(
                          nn.silu(cond_BC))
       shift1, scale1, gate1, shift2, scale2, gate2 = jnp.split(mod[:, None, :], 6, axis=-1)
+    else:
+      shift1 = scale1 = shift2 = scale2 = None
 
     def pre_norm(x, shift, scale):
       if not self.adaln:
@@ -104,7 +106,7 @@ class Block(nn.Module):
       h = nn.LayerNorm(epsilon=1e-6, dtype=self.dtype, use_scale=False, use_bias=False)(x)
       return h * (1.0 + scale) + shift
 
-    h = pre_norm(x_BTD, *((shift1, scale1) if self.adaln else (None, None)))
+    h = pre_norm(x_BTD, shift1, scale1)
     qkv = nn.DenseGeneral((3, self.num_heads, H), dtype=self.dtype, name="qkv",
                           use_bias=self.use_bias,
                           kernel_init=normal(0.02, ("embed", None, "heads", "kv")),
@@ -135,7 +137,7 @@ class Block(nn.Module):
                         bias_init=zeros(("embed",)))(a_BTNH)
     a = gate1 * a if self.adaln else a
     x_BTD = sharding.constrain(x_BTD + drop(a), BTD)
-    h = pre_norm(x_BTD, *((shift2, scale2) if self.adaln else (None, None)))
+    h = pre_norm(x_BTD, shift2, scale2)
     # The MLP runs on [B*T, D]: with [B, T, D] XLA's CPU backend transposes the activation
     # gradient into a copy before each weight gradient, 15% of a small GPT's step
     # (docs/results.md, "Profiling the CPU step").
