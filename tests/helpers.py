@@ -24,6 +24,18 @@ def tiny_config(tfds_dir: str, **train):
   return c
 
 
+def train_classifier(data_dir: str, tfds_dir: str, workdir: str) -> str:
+  """A small real MNIST classifier (150 steps, > 90% on test), to score generated images."""
+  from aigc_jax import train  # pylint: disable=import-outside-toplevel
+  from experiments import cnn_mnist  # pylint: disable=import-outside-toplevel
+  c = cnn_mnist.get_config("quick")
+  c.data.data_dir, c.data.tfds_dir = data_dir, tfds_dir
+  c.train.update(dict(num_epochs=0.0, num_steps=150, eval_every_steps=150,
+                      checkpoint_every_steps=150, progress_bar=False))
+  assert train.run(c, workdir)["test_accuracy"] > 0.9
+  return workdir
+
+
 def metrics(workdir: str, split: str = "train") -> list[dict]:
   with open(os.path.join(workdir, "metrics.jsonl")) as f:
     return [e for e in map(json.loads, f) if e["split"] == split]

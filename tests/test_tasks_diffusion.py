@@ -1,6 +1,8 @@
 """The diffusion task: its likelihood bound against a closed form, training on MNIST through the
 one loop (exact resume, EMA), guided sampling, and errors before compiling."""
 
+import os
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -69,7 +71,7 @@ def _tiny(tfds_dir, data_dir, variant="quick", **train_kw):
   c.model.update(width=8, multipliers=(1, 2), attention_at=(14,), heads=2, groups=4)
   c.data.update(tfds_dir=tfds_dir, data_dir=data_dir, batch_size=16, eval_batch_size=200)
   c.sampler.steps = 2
-  del c.evals["scores"]
+  del c.evals["scores"], c.evals["test_scores"]
   c.evals.samples.num = 10
   c.evals.likelihood.repeats = 1
   c.train.update(dict(num_steps=8, log_every_steps=2, eval_every_steps=4,
@@ -87,6 +89,25 @@ def test_training_runs_and_resumes_exactly_with_the_average(data_dir, tfds_dir, 
   _, raw = helpers.final_state(str(tmp_path / "straight"))
   assert "ema" in raw["model_state"]  # sampling uses the averaged weights
   assert (tmp_path / "straight" / "samples" / "samples_step_000008.png").exists()
+  from PIL import Image
+  strip = Image.open(tmp_path / "straight" / "samples" / "denoising_step_000008.png")
+  # 4 images x (x_t, x0_hat) rows of 28 px plus 2 px padding, 8 noise levels across.
+  assert strip.size == (8 * 30 + 2, 8 * 30 + 2)
+
+
+@pytest.mark.parametrize("process", ["vp", "flow"])
+def test_the_denoise_strip_is_the_exact_posterior_mean_under_the_oracle(process):
+  task = get_task(_oracle_config(process))
+  x0 = np.random.default_rng(0).normal(0, STD, (3, 4, 4, 1)).astype(np.float32)
+  for t in (0.1, 0.5, 0.9):
+    xt, x0_hat = jax.jit(task.eval_fns["denoise"])({"params": {}}, x0, None, t,
+                                                   jax.random.PRNGKey(0))
+    a, s = lib.Process(process, "cosine").alpha_sigma(t)
+    a, s = float(a), float(s)
+    eps = (np.asarray(xt) - a * x0) / s
+    assert np.std(eps) > 0.5  # x_t really is noised
+    np.testing.assert_allclose(x0_hat, a * STD**2 / (a**2 * STD**2 + s**2) * np.asarray(xt),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_an_untrained_unet_bound_is_the_log_snr_range(data_dir, tfds_dir):
@@ -170,3 +191,33 @@ def test_conditional_guidance_needs_label_dropout():
   c.diffusion.label_dropout = 0.0
   with pytest.raises(ConfigError, match="label_dropout=0 never trained"):
     diffusion.check(c)
+
+
+@pytest.fixture(scope="module")
+def classifier(data_dir, tfds_dir, tmp_path_factory):
+  return helpers.train_classifier(data_dir, tfds_dir, str(tmp_path_factory.mktemp("classifier")))
+
+
+def test_sampler_curves_rescore_the_runs_own_fid_and_resume(data_dir, tfds_dir, classifier,
+                                                           tmp_path):
+  """The curve tool's score for the run's own sampler equals the run's final FID (same noise,
+  same scorer); other settings and the live weights score differently; a rerun skips what is
+  done; the plot is written."""
+  from aigc_jax.tools import sampler_curves
+  c = _tiny(tfds_dir, data_dir, num_steps=4, eval_every_steps=4)
+  del c.evals["likelihood"], c.evals["denoising"]
+  config_lib.add_eval(c, "scores", "fid", split="validation", samples=96, batch_size=48,
+                      classifier_workdir=classifier)
+  c.sampler.update(name="ddim", steps=2)
+  s = train.run(c, str(tmp_path))
+  settings = [{"name": "ddim", "steps": 2, "guidance": 1.0, "ema": True},
+              {"name": "ddim", "steps": 2, "guidance": 1.0, "ema": False},
+              {"name": "euler", "steps": 3, "guidance": 1.0, "ema": True}]
+  out = str(tmp_path / "curves" / "c.jsonl")
+  r = sampler_curves.score(str(tmp_path), settings, "validation", 96, 48, out)
+  assert r[0]["fid"] == pytest.approx(s["scores_fid"], rel=1e-6)
+  assert len({x["fid"] for x in r}) == 3
+  again = sampler_curves.score(str(tmp_path), settings[:1], "validation", 96, 48, out)
+  assert again == r  # nothing re-scored
+  paths = sampler_curves.plot(r, str(tmp_path / "curves"), "validation")
+  assert [os.path.basename(p) for p in paths] == ["fid_vs_steps.png"]

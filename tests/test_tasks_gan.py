@@ -14,7 +14,7 @@ from aigc_jax import checkpoint, evaluators, sharding, step as step_lib, train
 from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators import fid
 from aigc_jax.tasks import gan, get_task
-from experiments import cgan_mnist, cnn_mnist, dcgan_mnist, wgan_gp_mnist
+from experiments import cgan_mnist, dcgan_mnist, wgan_gp_mnist
 from tests import helpers
 
 
@@ -119,14 +119,7 @@ def test_conditional_step_and_batch_norm_statistics_move():
 
 @pytest.fixture(scope="module")
 def classifier(data_dir, tfds_dir, tmp_path_factory):
-  """A small real MNIST classifier (a few hundred steps), to score GAN samples with."""
-  c = cnn_mnist.get_config("quick")
-  c.data.data_dir, c.data.tfds_dir = data_dir, tfds_dir
-  c.train.update(dict(num_epochs=0.0, num_steps=150, eval_every_steps=150,
-                      checkpoint_every_steps=150, progress_bar=False))
-  wd = str(tmp_path_factory.mktemp("classifier"))
-  assert train.run(c, wd)["test_accuracy"] > 0.9
-  return wd
+  return helpers.train_classifier(data_dir, tfds_dir, str(tmp_path_factory.mktemp("classifier")))
 
 
 def _raw_state(workdir):

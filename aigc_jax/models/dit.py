@@ -36,6 +36,24 @@ def check(m) -> None:
     raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
 
 
+def forward_macs(m) -> int:
+  """Multiply-accumulates of one image's forward pass, as the DiT paper counts its "Gflops"
+  (118.6 for XL/2 on a 32x32x4 latent): the dense layers per patch token, attention's two
+  T x T x D products, and the per-image conditioning (time MLP, adaLN projections). The compile
+  tool takes 2 x 3 x this as a training step's useful FLOPs per image (its MFU's numerator)."""
+  tokens, d = (m.image_size // m.patch) ** 2, m.width
+  pixels = m.patch * m.patch * m.channels
+  per_token = 2 * pixels * d + m.depth * 12 * d * d  # patch in/out, qkv + proj + 4x MLP
+  attention = m.depth * 2 * tokens * tokens * d
+  per_image = 256 * d + d * d + m.depth * 6 * d * d + 2 * d * d  # time MLP, adaLN, final adaLN
+  return tokens * per_token + attention + per_image
+
+
+def train_flops_per_example(model_config) -> float:
+  """FLOPs of one image's forward and backward pass (3 x forward, 2 FLOPs a MAC)."""
+  return 6.0 * forward_macs(model_config)
+
+
 class Model(nn.Module):
   image_size: int = 28
   channels: int = 1

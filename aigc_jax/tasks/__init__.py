@@ -25,11 +25,12 @@ from aigc_jax.errors import ConfigError
 #   sample_text(variables, rng, **kw) -> str
 #   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
 #   bits_per_dim(variables, batch, rng) -> [B] a stochastic bound on -log2 p(x) per dimension
+#   denoise(variables, x0, labels, t, rng) -> (x_t, the model's estimate of x0) at one time t
 VARIABLES, HOST = "variables", "host"
 EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
             "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,
             "decode": VARIABLES, "log_weights": VARIABLES, "sample_text": VARIABLES,
-            "labels": HOST, "bits_per_dim": VARIABLES}
+            "labels": HOST, "bits_per_dim": VARIABLES, "denoise": VARIABLES}
 
 
 @dataclasses.dataclass(frozen=True)

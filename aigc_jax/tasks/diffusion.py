@@ -104,6 +104,17 @@ def check_sampler(config) -> None:
                       "(0.1) or leave guidance at 1.")
 
 
+def make_without_data(config) -> tuple[Task, dict]:
+  """The task and its abstract global batch from the model's image size, for ahead-of-time
+  compiles (aigc_jax.tools.compile): images (or latents) [B, H, W, C], labels if conditional."""
+  m, b = config.model, config.data.batch_size
+  spec = {"input": jax.ShapeDtypeStruct((b, m.image_size, m.image_size, m.channels),
+                                        jnp.float32)}
+  if m.get("num_classes", 0) > 0:
+    spec["label"] = jax.ShapeDtypeStruct((b,), jnp.int32)
+  return make(config), spec
+
+
 def make(config) -> Task:
   check(config)
   d, s = config.diffusion, config.sampler
@@ -131,6 +142,8 @@ def make(config) -> Task:
       raise ConfigError(f"Diffusion models images in [-1, 1]; the data's 'input' spans "
                         f"[{x.min():.3g}, {x.max():.3g}]. Add value_range(-1, 1) to "
                         "data.preprocess.")
+
+  t_min = FLOW_T_MIN if d.process == "flow" else 0.0
 
   def apply(params, x, t, labels, train=False, rng=None):
     rngs = {"dropout": rng} if train else {}
@@ -201,6 +214,18 @@ def make(config) -> Task:
                      sampler=s.name, steps=s.steps, eta=s.eta, spacing=s.spacing)
     return jnp.clip(out, -1.0, 1.0)
 
+  def denoise(variables, x0, labels, t, rng):
+    """(x_t, the model's x0 estimate) for images x0 at one time t: the denoising strip."""
+    x0 = jnp.asarray(x0, jnp.float32)
+    labels = None if not conditional else (
+        jnp.full((x0.shape[0],), null, jnp.int32) if labels is None else
+        jnp.asarray(labels, jnp.int32))
+    t = jnp.clip(jnp.asarray(t, jnp.float32), t_min, 1.0)
+    a, sg = process.alpha_sigma(t)
+    xt = a * x0 + sg * jax.random.normal(rng, x0.shape)
+    out = apply(sampling_params(variables), xt, jnp.full((x0.shape[0],), t), labels)
+    return xt, lib.to_x0_eps(d.prediction, out, xt, a, sg)[0]
+
   def labels_fn(num, grouped):
     if not conditional:
       return None
@@ -214,8 +239,6 @@ def make(config) -> Task:
                                      False)
     m = batch["mask"].astype(jnp.float32)
     return {"loss": jnp.sum(weighted * m), "mse": jnp.sum(err * m), "count": jnp.sum(m)}
-
-  t_min = FLOW_T_MIN if d.process == "flow" else 0.0
 
   def bits_per_dim(variables, batch, rng):
     """[B]: VDM's bound on -log2 P(x) / dims at one time sample per image."""
@@ -253,7 +276,7 @@ def make(config) -> Task:
 
   return Task(init=init, loss=loss,
               eval_fns={"metrics": metrics, "sample": sample, "labels": labels_fn,
-                        "bits_per_dim": bits_per_dim},
+                        "bits_per_dim": bits_per_dim, "denoise": denoise},
               input_keys=("input", "label") if conditional else ("input",),
               input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
                          "feature; use a labelled data set or set model.num_classes=0.",

@@ -38,7 +38,7 @@ from absl import app, flags  # noqa: E402
 from jax.experimental import topologies  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from aigc_jax import main, options, sharding, step as step_lib, tasks  # noqa: E402
+from aigc_jax import main, options, registry, sharding, step as step_lib, tasks  # noqa: E402
 from aigc_jax.errors import ConfigError  # noqa: E402
 
 FLAGS = flags.FLAGS
@@ -230,6 +230,10 @@ def compile_report(config, topology: str) -> dict:
   flops = float(cost["flops"]) if "flops" in cost else None
   bytes_accessed = float(cost["bytes accessed"]) if "bytes accessed" in cost else None
   model_flops = 6 * n_params * tokens / chips
+  analytic = getattr(registry.import_member("aigc_jax.models", config.model.name, "model"),
+                     "train_flops_per_example", None)
+  if analytic is not None:  # e.g. DiT: its adaLN weights act once per image, not per token
+    model_flops = analytic(config.model) * x.shape[0] / chips
   # 6ND is a floor: XLA counts FSDP's windowed weight-gradient convolutions low (~15% over 8 chips).
   step_s = max(max(flops or 0.0, model_flops) / chip.peak_flops,
                (bytes_accessed or 0.0) / chip.hbm_bandwidth)
@@ -242,6 +246,7 @@ def compile_report(config, topology: str) -> dict:
       "argument_bytes": mem.argument_size_in_bytes, "temp_bytes": mem.temp_size_in_bytes,
       "total_bytes": total, "hbm_bytes": chip.hbm_bytes, "fits": total <= chip.hbm_bytes,
       "flops": flops, "model_flops": model_flops, "bytes_accessed": bytes_accessed,
+      "model_flops_source": "6ND" if analytic is None else "analytic",
       "roofline_step_s": step_s, "tokens_per_s_per_chip": tokens / chips / step_s,
       # Without a cost analysis (XLA:GPU) the step time is only a compute floor: no MFU.
       "mfu": None if flops is None else model_flops / (step_s * chip.peak_flops),
@@ -260,6 +265,11 @@ def check_fits(config, r: dict) -> None:
                               "GiB of HBM."))
 
 
+def _source(r: dict) -> str:
+  return ("the model's analytic count" if r.get("model_flops_source") == "analytic" else
+          "6 x parameters x tokens")
+
+
 def format_report(r: dict) -> str:
   g = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
   return "\n".join([
@@ -270,7 +280,7 @@ def format_report(r: dict) -> str:
       f"all arguments {g(r['argument_bytes'])}",
       f"  temporaries {g(r['temp_bytes'])}; total {g(r['total_bytes'])} of {g(r['hbm_bytes'])} "
       f"HBM ({100 * r['total_bytes'] / r['hbm_bytes']:.0f}%)",
-      f"  FLOPs a step {r['flops'] / 1e12:.2f} T (6 x parameters x tokens: "
+      f"  FLOPs a step {r['flops'] / 1e12:.2f} T ({_source(r)}: "
       f"{r['model_flops'] / 1e12:.2f} T, ratio {r['flops'] / r['model_flops']:.2f}); "
       f"bytes accessed {g(r['bytes_accessed'])}" if r["flops"] is not None else
       f"  no cost analysis from XLA:GPU; 6 x parameters x tokens: {r['model_flops'] / 1e12:.2f} T"
