@@ -9,7 +9,8 @@ label embedding with one extra row, index num_classes, the "no label" of classif
 guidance. The output (same shape as the input) is zero-initialised, so training starts from a
 model that predicts 0.
 
-Input [B, H, W, C] with H and W divisible by 2^(len(multipliers) - 1); t [B]; labels [B] or None.
+Input [B, H, W, C] with H and W divisible by patch x 2^(len(multipliers) - 1); t [B]; labels [B]
+or None.
 """
 
 import math
@@ -80,11 +81,15 @@ class AttentionBlock(nn.Module):
 def check(m) -> None:
   """Config-time checks, before anything is built or compiled."""
   factor = 2 ** (len(m.multipliers) - 1)
-  if m.image_size % factor:
+  if m.patch < 1 or m.image_size % m.patch:
+    raise ConfigError(f"model.patch={m.patch} must be >= 1 and divide model.image_size="
+                      f"{m.image_size} (the stem folds patch x patch pixels into channels).")
+  if (m.image_size // m.patch) % factor:
     raise ConfigError(
-        f"model.image_size={m.image_size} is not divisible by 2^{len(m.multipliers) - 1} = "
-        f"{factor}, which the U-Net's {len(m.multipliers) - 1} downsamplings need "
-        f"(model.multipliers={tuple(m.multipliers)}): resize the data or use fewer levels.")
+        f"model.image_size={m.image_size} / model.patch={m.patch} is not divisible by "
+        f"2^{len(m.multipliers) - 1} = {factor}, which the U-Net's {len(m.multipliers) - 1} "
+        f"downsamplings need (model.multipliers={tuple(m.multipliers)}): resize the data or "
+        "use fewer levels.")
   widths = {m.width * k for k in m.multipliers}
   if any(w % m.groups for w in widths):
     raise ConfigError(f"model.groups={m.groups} must divide every level's width "
@@ -106,6 +111,9 @@ class Model(nn.Module):
   groups: int = 8
   dropout: float = 0.1
   num_classes: int = 0  # > 0: class-conditional, with a "no label" row for guidance
+  # > 1: patch x patch pixels folded into channels before the first convolution and unfolded
+  # after the last, so the U-Net runs at 1 / patch the resolution (patch^2 fewer FLOPs a level).
+  patch: int = 1
   dtype: jnp.dtype | None = None
 
   def __post_init__(self):
@@ -132,7 +140,9 @@ class Model(nn.Module):
         h = AttentionBlock(self.heads, self.groups, d, name=name)(h)
       return h
 
-    h = Conv(self.width, (3, 3), padding="SAME", dtype=d, name="conv_in")(x_BHWC)
+    p = self.patch
+    x = einops.rearrange(x_BHWC, "b (h p) (w q) c -> b h w (p q c)", p=p, q=p)
+    h = Conv(self.width, (3, 3), padding="SAME", dtype=d, name="conv_in")(x)
     skips = [h]
     last = len(self.multipliers) - 1
     for i, mult in enumerate(self.multipliers):
@@ -153,4 +163,6 @@ class Model(nn.Module):
         h = jnp.repeat(jnp.repeat(h, 2, axis=1), 2, axis=2)
         h = Conv(h.shape[-1], (3, 3), padding="SAME", dtype=d, name=f"up{i}")(h)
     h = nn.silu(nn.GroupNorm(self.groups, dtype=d, name="norm_out")(h))
-    return _zero_conv(self.channels, "conv_out", d)(h).astype(jnp.float32)
+    out = _zero_conv(p * p * self.channels, "conv_out", d)(h)
+    out = einops.rearrange(out, "b h w (p q c) -> b (h p) (w q) c", p=p, q=p)
+    return out.astype(jnp.float32)

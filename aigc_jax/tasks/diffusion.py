@@ -53,6 +53,10 @@ def configure(c) -> None:
       "guidance": 1.0,  # classifier-free guidance weight; 1: none (conditional models only)
       "eta": 0.0,  # ddim's noise (0: deterministic, 1: ddpm)
       "spacing": "",  # uniform | karras; "": the sampler's own
+      # Clip each step's x0 estimate to the data's [-1, 1] (and re-derive eps from it): at high
+      # noise x0 = (x - sigma eps) / alpha divides by alpha ~ 0, and without the clip the
+      # deterministic samplers carry that error to the end.
+      "clip_x0": True,
   })
   c.evals.test = evaluators.spec("metrics")
   c.evals.samples = evaluators.spec("sample_grid")
@@ -188,7 +192,7 @@ def make(config) -> Task:
   def denoiser(params, labels, guidance):
     guided = conditional and guidance != 1.0
 
-    def denoise(x, t):
+    def guided_x0_eps(x, t):
       tb = jnp.full((x.shape[0],), t, jnp.float32)
       a, sg = process.alpha_sigma(t)
       if not guided:
@@ -200,6 +204,15 @@ def make(config) -> Task:
       x0c, ec = lib.to_x0_eps(d.prediction, cond, x, a, sg)
       x0u, eu = lib.to_x0_eps(d.prediction, uncond, x, a, sg)
       return x0u + guidance * (x0c - x0u), eu + guidance * (ec - eu)
+
+    def denoise(x, t):
+      x0, eps = guided_x0_eps(x, t)
+      if not s.get("clip_x0", True):
+        return x0, eps
+      a, sg = process.alpha_sigma(t)
+      x0 = jnp.clip(x0, -1.0, 1.0)
+      # sigma = 0 only at flow's t = 0, where eps no longer matters.
+      return x0, jnp.where(sg > 0, (x - a * x0) / jnp.maximum(sg, 1e-12), eps)
     return denoise
 
   def sample(variables, rng, num, labels=None):

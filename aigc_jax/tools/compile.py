@@ -265,6 +265,11 @@ def check_fits(config, r: dict) -> None:
                               "GiB of HBM."))
 
 
+def _batch(r: dict) -> str:
+  per = r["tokens_per_step"] // r["global_batch"]
+  return f"{r['global_batch']} examples" if per == 1 else f"{r['global_batch']} x {per} tokens"
+
+
 def _source(r: dict) -> str:
   return ("the model's analytic count" if r.get("model_flops_source") == "analytic" else
           "6 x parameters x tokens")
@@ -274,8 +279,8 @@ def format_report(r: dict) -> str:
   g = lambda b: f"{b / GiB:.2f} GiB"  # noqa: E731
   return "\n".join([
       f"{r['topology']} ({r['chips']} chips), mesh {r['mesh']}, {r['parameters'] / 1e6:.1f}M "
-      f"parameters, {r['global_batch']} x {r['tokens_per_step'] // r['global_batch']} tokens "
-      f"a step; compiled in {r['compile_s']:.1f}s. Per chip (compiler estimates):",
+      f"parameters, {_batch(r)} a step; compiled in {r['compile_s']:.1f}s. Per chip "
+      "(compiler estimates):",
       f"  parameters {g(r['param_bytes'])} + optimiser state {g(r['opt_state_bytes'])}; "
       f"all arguments {g(r['argument_bytes'])}",
       f"  temporaries {g(r['temp_bytes'])}; total {g(r['total_bytes'])} of {g(r['hbm_bytes'])} "

@@ -70,6 +70,7 @@ def score(workdir: str, settings: list[dict], split: str, samples: int, batch: i
                   seconds=time.perf_counter() - t, step=trained.step)
     print(json.dumps(record), flush=True)
     done.append(record)
+    seen.add(key(record))
     writers.atomic_write(out_path, "".join(json.dumps(r) + "\n" for r in done))
   return done
 
