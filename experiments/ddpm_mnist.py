@@ -10,7 +10,11 @@ guidance (`sampler.guidance`) can mix the conditional and unconditional predicti
 Evaluators: held-out loss, a sample grid, FID/IS with the project's MNIST classifier against the
 validation floor (chosen on), bits per dimension on the validation images (VDM's bound).
 
-Measured: not yet (issue 24 is in progress; the figures go here and in docs/results.md).
+Measured (2-core AMD EPYC, jax 0.12.1, seed 0, one run; FID on 2,000 samples against the test
+carve's floor 1.211): `cond_quick` FID 20.51, IS 8.55, class agreement 70.5% at guidance 2,
+2.46 bits/dim, 15 min 5 s (over the 10-minute budget); unconditional at the quick recipe with
+dropout 0.1: FID 44.13. Both miss issue 24's targets; the default variants are not measured yet.
+Full results and notes: docs/results.md, section 'Diffusion and flow matching'.
 """
 
 import ml_collections
@@ -29,7 +33,7 @@ def unet(quick: bool) -> dict:
   # the CPU budget buys width instead of resolution.
   return dict(name="unet", image_size=28, channels=1, patch=2, width=32 if quick else 64,
               multipliers=(1, 2), num_res_blocks=2, attention_at=(7,), heads=4, groups=8,
-              dropout=0.1)
+              dropout=0.0 if quick else 0.1)  # 2,000 steps are too few to overfit
 
 
 def mnist_config(name: str, arg: str | None, model, **diffusion) -> ml_collections.ConfigDict:
@@ -47,9 +51,9 @@ def mnist_config(name: str, arg: str | None, model, **diffusion) -> ml_collectio
   c.data.preprocess = "value_range(-1, 1)|rename(image='input')|keep('input', 'label')"
   c.data.batch_size = 64 if quick else 128
   c.data.eval_batch_size = 250
-  c.optim.update(name="adamw", lr=1e-3 if quick else 5e-4, weight_decay=0.0,
+  c.optim.update(name="adamw", lr=2e-3 if quick else 5e-4, weight_decay=0.0,
                  schedule="warmup_cosine", warmup_steps=200, grad_clip_norm=1.0)
-  c.train.num_steps = 4_000 if quick else 20_000
+  c.train.num_steps = 2_000 if quick else 20_000
   c.train.update(log_every_steps=100, eval_every_steps=c.train.num_steps // 2,
                  checkpoint_every_steps=500)
   c.sampler.update(name="dpm++2m", steps=20 if quick else 50, guidance=2.0 if cond else 1.0)

@@ -68,7 +68,7 @@ def test_the_bound_of_an_exact_denoiser_is_the_data_entropy(process, schedule):
 def _tiny(tfds_dir, data_dir, variant="quick", **train_kw):
   c = ddpm_mnist.get_config(variant)
   c.cpu_devices = 0
-  c.model.update(width=8, multipliers=(1, 2), attention_at=(14,), heads=2, groups=4)
+  c.model.update(width=8, multipliers=(1, 2), attention_at=(14,), heads=2, groups=4, patch=1)
   c.data.update(tfds_dir=tfds_dir, data_dir=data_dir, batch_size=16, eval_batch_size=200)
   c.sampler.steps = 2
   for name in ("scores", "test_scores"):  # no scorer here (cond variants keep "scores")
@@ -289,3 +289,19 @@ def test_bfloat16_trains_like_float32_and_computes_in_bfloat16(data_dir, tfds_di
   import re
   convs = re.findall(r"stablehlo\.convolution.*", hlo)
   assert convs and all(re.search(r"-> tensor<[0-9x]+xbf16>", line) for line in convs), convs
+
+
+def test_the_patch_stem_folds_pixels_into_channels_and_back():
+  from aigc_jax.models import unet
+  m = unet.Model(width=8, multipliers=(1, 2), attention_at=(7,), heads=2, groups=4, patch=2)
+  x = jax.random.normal(jax.random.PRNGKey(0), (2, 28, 28, 1))
+  v = nn.unbox(m.init(jax.random.PRNGKey(1), x, jnp.zeros((2,))))
+  assert v["params"]["conv_in"]["Conv_0"]["kernel"].shape[2] == 4  # 2x2 pixels as channels
+  assert v["params"]["conv_out"]["kernel"].shape[3] == 4
+  # Unfolding inverts folding: a conv_out that emits its 4 channels as the 2x2 block's pixels
+  # in order puts each back where the stem took it from.
+  bias = jnp.arange(4.0)
+  v["params"]["conv_out"]["bias"] = bias
+  out = m.apply(v, x, jnp.zeros((2,)))
+  np.testing.assert_array_equal(out[0, :2, :2, 0], bias.reshape(2, 2))
+  np.testing.assert_array_equal(out[1, 26:, 26:, 0], bias.reshape(2, 2))
