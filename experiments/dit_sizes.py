@@ -15,7 +15,8 @@ ours 118.62) x 2 FLOPs x 3 (forward and backward) per image as the useful work.
 Compiler estimates per chip (libtpu 0.0.50.1; not runs; MFU is the roofline bound): XL/2 counts
 721.6 GFLOP per image for a training step on v5p-128, +1.4% of 3 x 2 x 118.6; data-parallel at
 batch 256: 11.9 / 16 GiB and 4.3% on v5e-256, 12.0 / 95 GiB and 19.2% on v5p-128; batch 1,024
-on v5e-256 as 16 x 16 (data x fsdp): 3.1 / 16 GiB, 24.5%. B/2 and L/2 in the docs.
+on v5e-256 as 16 x 16 (data x fsdp): 3.1 / 16 GiB, 24.5%; on v5p-128 as 8 x 8: 7.3 / 95 GiB,
+68.3%. B/2 and L/2 in the docs.
 
 Results and notes: docs/scale.md, section 'DiT sizes on v5e-256 and v5p-128'.
 """
