@@ -75,25 +75,39 @@ def score(workdir: str, settings: list[dict], split: str, samples: int, batch: i
   return done
 
 
+def own_name(records: list[dict], steps: int) -> str:
+  """The sampler a guidance curve at `steps` was scored with (the most common one there)."""
+  names = [r["name"] for r in records if r["steps"] == steps]
+  return max(set(names), key=names.count)
+
+
 def plot(records: list[dict], directory: str, split: str) -> list[str]:
   plt = writers.pyplot()
   paths = []
-  steps = [r for r in records if r["split"] == split and r["guidance"] == 1.0]
+  records = [r for r in records if r["split"] == split]
+  # The step curves are at the run's own guidance (the most common weight); a guidance curve is
+  # drawn for each step count scored at two weights or more.
+  weights = [r["guidance"] for r in records]
+  own = max(set(weights), key=weights.count) if weights else 1.0
+  steps = [r for r in records if r["guidance"] == own]
   if steps:
     fig, ax = plt.subplots(figsize=(6, 4))
     for (name, ema) in sorted({(r["name"], r["ema"]) for r in steps}):
       pts = sorted((r["steps"], r["fid"]) for r in steps if r["name"] == name and r["ema"] == ema)
-      if len(pts) > 1:
+      if pts:
         ax.plot(*zip(*pts), marker="o", label=name + ("" if ema else " (no EMA)"))
     ax.axhline(steps[0]["fid_floor"], color="gray", ls="--", label="real data (floor)")
-    ax.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel=f"FID ({split})")
+    ax.set(xscale="log", yscale="log", xlabel="sampler steps", ylabel=f"FID ({split})",
+           title=f"guidance {own:g}" if own != 1.0 else None)
     ax.legend()
     ax.grid(alpha=0.3, which="both")
     paths.append(writers.save_figure(fig, os.path.join(directory, "fid_vs_steps.png")))
-  guided = sorted({r["steps"] for r in records if r["split"] == split and r["guidance"] != 1.0})
+  guided = sorted(n for n in {r["steps"] for r in records}
+                  if len({r["guidance"] for r in records if r["steps"] == n and r["ema"]}) > 1)
   for n in guided:
     pts = sorted((r["guidance"], r["fid"], r.get("label_agreement", np.nan))
-                 for r in records if r["split"] == split and r["steps"] == n and r["ema"])
+                 for r in records if r["steps"] == n and r["ema"] and r["name"] == own_name(
+                     records, n))
     w, f, a = zip(*pts)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(w, f, marker="o", color="C0")
