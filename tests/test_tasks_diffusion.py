@@ -305,3 +305,21 @@ def test_the_patch_stem_folds_pixels_into_channels_and_back():
   out = m.apply(v, x, jnp.zeros((2,)))
   np.testing.assert_array_equal(out[0, :2, :2, 0], bias.reshape(2, 2))
   np.testing.assert_array_equal(out[1, 26:, 26:, 0], bias.reshape(2, 2))
+
+
+def test_clipping_x0_changes_what_a_wild_model_draws(data_dir, tfds_dir):
+  """A model whose eps is off at high noise makes x0 = (x - sigma eps) / alpha explode; clipping
+  each step's x0 (sampler.clip_x0) changes the deterministic sampler's draw."""
+  c = _tiny(tfds_dir, data_dir)
+  c.sampler.update(name="ddim", steps=3)
+  task = get_task(c)
+  variables = task.init(jax.random.PRNGKey(0),
+                        {"input": jax.ShapeDtypeStruct((2, 28, 28, 1), jnp.float32)})
+  variables = jax.tree.map(lambda p: p + 0.05 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
+                           variables)
+  draw = lambda t: np.asarray(jax.jit(lambda v, k: t.eval_fns["sample"](v, k, 4))(  # noqa: E731
+      variables, jax.random.PRNGKey(1)))
+  clipped = draw(task)
+  c.sampler.clip_x0 = False
+  raw = draw(get_task(c))
+  assert np.max(np.abs(clipped - raw)) > 1e-2
