@@ -60,3 +60,12 @@ def test_an_untrained_dit_predicts_zero_with_or_without_labels():
 def test_bad_shapes_are_named(kw, message):
   with pytest.raises(ConfigError, match=message):
     dit.Model(**kw)
+
+
+def test_analytic_forward_count_matches_the_papers_table():
+  """DiT paper, Table 4 "Gflops" (multiply-adds) on a 32x32x4 latent with patch 2."""
+  import types
+  paper = {"S": 6.06, "B": 23.01, "L": 80.71, "XL": 118.64}
+  for name, (depth, width, _) in dit.SIZES.items():
+    m = types.SimpleNamespace(image_size=32, patch=2, channels=4, width=width, depth=depth)
+    assert dit.forward_macs(m) / 1e9 == pytest.approx(paper[name], rel=2e-3), name
