@@ -125,6 +125,13 @@ def test_schedules_run_from_data_to_noise():
   assert abs(float(a) ** 2 - alpha_bar) < 0.01 * alpha_bar
 
 
+@pytest.mark.parametrize("name,schedule", CASES)
+def test_t_of_logsnr_inverts_the_schedule(name, schedule):
+  p = diffusion.Process(name, schedule or "cosine")
+  t = jnp.linspace(0.02, 0.98, 49)
+  np.testing.assert_allclose(np.asarray(p.t_of_logsnr(p.logsnr(t))), np.asarray(t), atol=2e-5)
+
+
 def test_karras_grid_runs_from_noise_to_data_densest_near_the_data():
   for name in ("vp", "flow"):
     p = diffusion.Process(name, "cosine")

@@ -3,7 +3,8 @@
 The task's `bits_per_dim(variables, batch, rng)` is a stochastic upper bound per example (the
 diffusion task's VDM bound draws one time per image); `repeats` passes over the split with fresh
 keys average it down. Reports the mean (`bpd`) and its standard error over all (image, repeat)
-draws (`bpd_stderr`).
+draws (`bpd_stderr`), as if they were independent: an upper bound on the error of the diffusion
+bound's mean, whose draws are stratified over each batch.
 """
 
 import math

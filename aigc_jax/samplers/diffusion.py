@@ -58,6 +58,19 @@ class Process:
     a = math.atan(math.exp(LOGSNR_LIMIT / 2)) - b
     return -2.0 * jnp.log(jnp.tan(a * t + b))
 
+  def t_of_logsnr(self, lam):
+    """The inverse of logsnr: the time at which the log-SNR is lam."""
+    lam = jnp.asarray(lam, jnp.float32)
+    if self.process == "flow":
+      return jax.nn.sigmoid(-0.5 * lam)
+    if self.schedule == "linear":  # solve 0.5 (b1 - b0) tau^2 + b0 tau = log(1 + e^-lam)
+      c, db = jax.nn.softplus(-lam), BETA_MAX - BETA_MIN
+      tau = (jnp.sqrt(BETA_MIN**2 + 2.0 * db * c) - BETA_MIN) / db
+      return (tau - T_MIN) / (1.0 - T_MIN)
+    b = math.atan(math.exp(-LOGSNR_LIMIT / 2))
+    a = math.atan(math.exp(LOGSNR_LIMIT / 2)) - b
+    return (jnp.arctan(jnp.exp(-0.5 * lam)) - b) / a
+
   def alpha_sigma(self, t):
     t = jnp.asarray(t, jnp.float32)
     if self.process == "flow":

@@ -16,7 +16,8 @@ uncond + w (cond - uncond): w = 1 is the conditional model, 0 the unconditional 
 
 Likelihood (`eval_fns["bits_per_dim"]`, evaluators/likelihood.py): VDM's continuous-time bound
 (Kingma et al. 2021) on the 8-bit images, in bits per dimension: the prior's KL at t = 1, the
-diffusion term -1/2 E_t[SNR'(t) |x - x0_hat|^2] at one t per call, and a discretised Gaussian
+diffusion term 1/2 int e^lam |x - x0_hat|^2 dlam over log-SNR at one lam per image (uniform in
+lam: its variance is a fraction of uniform t's), and a discretised Gaussian
 decoder over the 256 pixel levels at the lowest noise, so the bound is on the discrete data's
 likelihood. A guided model's bound is its unconditional one (the "no label" row).
 """
@@ -33,6 +34,7 @@ from aigc_jax.tasks import Task
 
 WEIGHTINGS = ("none", "min_snr")
 FLOW_T_MIN = 1e-4  # flow's likelihood bound starts here: its log-SNR at t = 0 is infinite
+LOGSNR_FLOOR = 20.0  # ... and ends at log-SNR -20 (its prior's KL there: ~1e-9 nats a pixel)
 
 
 def configure(c) -> None:
@@ -254,25 +256,28 @@ def make(config) -> Task:
     return {"loss": jnp.sum(weighted * m), "mse": jnp.sum(err * m), "count": jnp.sum(m)}
 
   def bits_per_dim(variables, batch, rng):
-    """[B]: VDM's bound on -log2 P(x) / dims at one time sample per image."""
+    """[B]: VDM's bound on -log2 P(x) / dims at one log-SNR sample per image."""
     x = batch["input"].astype(jnp.float32)
     b, dims = x.shape[0], int(np.prod(x.shape[1:]))
     params = sampling_params(variables)
     labels = jnp.full((b,), null, jnp.int32) if conditional and d.label_dropout > 0 else \
         labels_of(batch)
     t_rng, e_rng, r_rng = jax.random.split(rng, 3)
+    # The diffusion term is an integral over log-SNR, 1/2 int e^lam |x - x0_hat(lam)|^2 dlam,
+    # drawn uniformly in lam (stratified): a denoiser's error shrinks as e^-lam, so the integrand
+    # is nearly flat, where drawing t uniformly weights it by lam'(t), which spikes at the ends.
+    lam_hi = process.logsnr(t_min)
+    lam_lo = jnp.maximum(process.logsnr(1.0), -LOGSNR_FLOOR)  # flow's is -inf at t = 1
     u = jnp.mod(jax.random.uniform(t_rng, ()) + jnp.arange(b) / b, 1.0)
-    t = t_min + (1.0 - t_min) * u
+    lam = lam_lo + (lam_hi - lam_lo) * u
+    t = process.t_of_logsnr(lam)
     eps = jax.random.normal(e_rng, x.shape)
     a, sg = process.alpha_sigma(t)
     xt = lib.expand(a, x) * x + lib.expand(sg, x) * eps
     x0_hat, _ = lib.to_x0_eps(d.prediction, apply(params, xt, t, labels), xt, a, sg)
-    # SNR'(t) = exp(lambda) lambda'(t), lambda' by autodiff of the schedule.
-    dlam = jax.vmap(jax.grad(lambda u_: process.logsnr(u_)))(t)
-    dsnr = jnp.exp(process.logsnr(t)) * dlam
-    diff = -0.5 * (1.0 - t_min) * dsnr * jnp.sum(jnp.square(x - x0_hat), axis=tuple(
-        range(1, x.ndim)))
-    a1, s1 = process.alpha_sigma(1.0)
+    diff = 0.5 * (lam_hi - lam_lo) * jnp.exp(lam) * jnp.sum(
+        jnp.square(x - x0_hat), axis=tuple(range(1, x.ndim)))
+    a1, s1 = process.alpha_sigma(process.t_of_logsnr(lam_lo))  # the prior where the term ends
     prior = 0.5 * jnp.sum(a1**2 * x**2 + s1**2 - 1.0 - jnp.log(s1**2), axis=tuple(
         range(1, x.ndim)))
     # Decoder: p(x = level k | z_0) with z_0 / alpha_0 ~ N(level, (sigma_0 / alpha_0)^2),
