@@ -5,13 +5,14 @@ lines of `speakers/tinyshakespeare` (the 10 speakers with the most speeches) by 
 
   python -m experiments.speakers_shakespeare_char --workdir=DIR [--variant=quick]
 
-Measured (2-core CPU, jax 0.12; test accuracy %, fine-tuning mean ± std over seeds 0-2; chance
-10%; 51 min with other jobs sharing the cores, `quick` 4 min 42 s):
+Measured (2-core AMD EPYC, jax 0.12.1, after the validation carve; test accuracy %, fine-tuning
+mean ± std over seeds 0-2; chance 10%; 66 min 26 s with other jobs sharing the cores, `quick`
+4 min 42 s before the carve):
 
   representation                           probe  kNN   50/class     all (~500/class)
-  from scratch (bidirectional)             21.2   16.1  12.9 ± 1.2   20.2 ± 0.6
-  GPT (causal), fine-tuned                 21.5   17.1  15.3 ± 1.7   26.3 ± 1.0
-  masked LM (bidirectional), fine-tuned    22.8   15.4  15.2 ± 1.2   26.6 ± 0.8
+  from scratch (bidirectional)             21.2   16.1  12.9 ± 1.2   19.8 ± 1.5
+  GPT (causal), fine-tuned                 23.8   17.0  15.5 ± 0.7   25.5 ± 0.6
+  masked LM (bidirectional), fine-tuned    22.5   14.3  13.4 ± 1.0   25.7 ± 0.0
 
 Full results and notes: docs/results.md, section 'Speaker classification'.
 """
