@@ -7,7 +7,7 @@ lines of `speakers/tinyshakespeare` (the 10 speakers with the most speeches) by 
 
 Measured (2-core AMD EPYC, jax 0.12.1, after the validation carve; test accuracy %, fine-tuning
 mean ± std over seeds 0-2; chance 10%; 66 min 26 s with other jobs sharing the cores, `quick`
-4 min 42 s before the carve):
+6 min 51 s on the idle machine):
 
   representation                           probe  kNN   50/class     all (~500/class)
   from scratch (bidirectional)             21.2   16.1  12.9 ± 1.2   19.8 ± 1.5
