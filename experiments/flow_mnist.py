@@ -16,7 +16,8 @@ at guidance 2: FID 25.01, IS 9.97, class agreement 99.8%, 7.58 ± 0.24 bits/dim,
 Misses issue 24's FID targets (<= 10 unconditional, <= 2.5 guided); the guided run meets its
 class agreement (>= 99.5%) and the 10-minute budget. Its guidance curve (sampler_curves, test):
 w = 1 FID 4.09 / 93.8% agreement, w = 1.5 10.70 / 98.8%, w = 2 25.01 / 99.8%; on validation
-w = 1 has the lowest FID (4.88). Full results and notes: docs/results.md, 'Diffusion and flow matching'.
+w = 1 has the lowest FID (4.88).
+Full results and notes: docs/results.md, section 'Diffusion and flow matching'.
 """
 
 import ml_collections

@@ -130,8 +130,8 @@ def test_the_denoise_strip_is_the_exact_posterior_mean_under_the_oracle(process)
 
 def test_an_untrained_unet_bound_is_the_log_snr_range(data_dir, tfds_dir):
   """The U-Net's zero-initialised output predicts eps = 0, so x0_hat = x_t / alpha and the
-  diffusion term is (lambda_max - lambda_min) |eps|^2 / 2 nats, D / 2 nats a pixel on average: 30 / (2 ln 2)
-  = 21.64 bits per dimension on the cosine schedule; prior and decoder add ~0."""
+  diffusion term is (lambda_max - lambda_min) |eps|^2 / 2 nats, D / 2 nats a pixel on average:
+  30 / (2 ln 2) = 21.64 bits per dimension on the cosine schedule; prior and decoder add ~0."""
   c = _tiny(tfds_dir, data_dir)
   task = get_task(c)
   val = pipeline.load_split(c.data, "validation")

@@ -36,6 +36,11 @@ BETA_MIN, BETA_MAX = 0.1, 20.0  # the linear schedule: DDPM's betas x 1,000 step
 T_MIN = 1e-5  # the linear schedule's smallest t (its log-SNR at 0 is infinite)
 
 
+# The cosine schedule's log-SNR is -2 log tan(a t + b), with t = 0 and 1 at +15 and -15.
+_COSINE_B = math.atan(math.exp(-LOGSNR_LIMIT / 2))
+_COSINE_AB = (math.atan(math.exp(LOGSNR_LIMIT / 2)) - _COSINE_B, _COSINE_B)
+
+
 class Process:
   """alpha(t), sigma(t) and log-SNR lambda(t) of one noise process; t a float array."""
 
@@ -53,9 +58,7 @@ class Process:
     if self.schedule == "linear":
       tau = T_MIN + (1.0 - T_MIN) * t
       return -jnp.log(jnp.expm1(BETA_MIN * tau + 0.5 * (BETA_MAX - BETA_MIN) * tau**2))
-    # -2 log tan(a t + b), mapped so that t = 0 and 1 give +15 and -15.
-    b = math.atan(math.exp(-LOGSNR_LIMIT / 2))
-    a = math.atan(math.exp(LOGSNR_LIMIT / 2)) - b
+    a, b = _COSINE_AB
     return -2.0 * jnp.log(jnp.tan(a * t + b))
 
   def t_of_logsnr(self, lam):
@@ -67,8 +70,7 @@ class Process:
       c, db = jax.nn.softplus(-lam), BETA_MAX - BETA_MIN
       tau = (jnp.sqrt(BETA_MIN**2 + 2.0 * db * c) - BETA_MIN) / db
       return (tau - T_MIN) / (1.0 - T_MIN)
-    b = math.atan(math.exp(-LOGSNR_LIMIT / 2))
-    a = math.atan(math.exp(LOGSNR_LIMIT / 2)) - b
+    a, b = _COSINE_AB
     return (jnp.arctan(jnp.exp(-0.5 * lam)) - b) / a
 
   def alpha_sigma(self, t):

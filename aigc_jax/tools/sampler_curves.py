@@ -75,10 +75,8 @@ def score(workdir: str, settings: list[dict], split: str, samples: int, batch: i
   return done
 
 
-def own_name(records: list[dict], steps: int) -> str:
-  """The sampler a guidance curve at `steps` was scored with (the most common one there)."""
-  names = [r["name"] for r in records if r["steps"] == steps]
-  return max(set(names), key=names.count)
+def _most_common(values: list):
+  return max(set(values), key=values.count)
 
 
 def plot(records: list[dict], directory: str, split: str) -> list[str]:
@@ -87,8 +85,7 @@ def plot(records: list[dict], directory: str, split: str) -> list[str]:
   records = [r for r in records if r["split"] == split]
   # The step curves are at the run's own guidance (the most common weight); a guidance curve is
   # drawn for each step count scored at two weights or more.
-  weights = [r["guidance"] for r in records]
-  own = max(set(weights), key=weights.count) if weights else 1.0
+  own = _most_common([r["guidance"] for r in records]) if records else 1.0
   steps = [r for r in records if r["guidance"] == own]
   if steps:
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -105,9 +102,9 @@ def plot(records: list[dict], directory: str, split: str) -> list[str]:
   guided = sorted(n for n in {r["steps"] for r in records}
                   if len({r["guidance"] for r in records if r["steps"] == n and r["ema"]}) > 1)
   for n in guided:
+    name = _most_common([r["name"] for r in records if r["steps"] == n])  # the curve's sampler
     pts = sorted((r["guidance"], r["fid"], r.get("label_agreement", np.nan))
-                 for r in records if r["steps"] == n and r["ema"] and r["name"] == own_name(
-                     records, n))
+                 for r in records if r["steps"] == n and r["ema"] and r["name"] == name)
     w, f, a = zip(*pts)
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.plot(w, f, marker="o", color="C0")
