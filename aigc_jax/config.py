@@ -38,6 +38,11 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.data.tokenizer = ""  # "" (off) | char | byte | bpe:<vocab size> | unigram:<vocab size>
   c.data.seq_len = 256
   c.data.packing = "packed"  # packed: documents + end-of-text cut into sequences; windows: random
+  # packing "examples": the text feature tokenised, where its ids go, and whether a text longer
+  # than seq_len is cut (text classification) or an error (captions, whose end carries meaning).
+  c.data.text_key = "text"
+  c.data.tokens_key = "input"
+  c.data.truncate = True
   c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
   c.data.batch_size = 128  # global, across all hosts and devices
   c.data.eval_batch_size = 1000

@@ -9,9 +9,11 @@ so corpora larger than memory work). An example is `seq_len + 1` consecutive tok
   replacement and resumable).
 Evaluation splits are always packed and cover every token: the last, partial sequence is padded
 and its padding masked out by `target_mask`.
-- `examples`: each record is one example (text classification): its first `seq_len` tokens as
-  `input`, padded at the end with PAD (-1; models treat negative ids as padding), and the
-  record's other scalar features (e.g. `label`) alongside; held in memory.
+- `examples`: each record is one example (text classification, captioned images): the tokens of
+  its `data.text_key` feature as `data.tokens_key` (`input`), the first `seq_len` (or an error
+  with `data.truncate=False`), padded at the end with PAD (-1; models treat negative ids as
+  padding), and the record's other numeric features (`label`, an image) alongside, through the
+  preprocessing ops.
 """
 
 import json
@@ -20,7 +22,7 @@ import os
 import numpy as np
 
 from aigc_jax import writers
-from aigc_jax.data import sources, splits, tokenizers
+from aigc_jax.data import ops, sources, splits, tokenizers
 from aigc_jax.data.builders.text_files import REPORT
 from aigc_jax.errors import ConfigError
 
@@ -37,16 +39,17 @@ def validate(data_config) -> None:
     raise ConfigError(f"data.packing={data_config.packing!r}; valid: {', '.join(PACKING)}.")
 
 
-def _texts(builder, split: str):
-  """The split's documents as str, read lazily (a corpus need not fit in memory)."""
+def _texts(builder, split: str, key: str = "text"):
+  """The split's documents (feature `key`) as str, read lazily (a corpus need not fit in
+  memory)."""
   source = sources.get_source(builder, split)
   for i in range(len(source)):
     rec = source[i]
-    if "text" not in rec:
-      raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rec)}); "
-                        "data.tokenizer needs a text data set such as text_files/<folder>.")
-    t = rec["text"]
-    yield t.decode("utf-8") if isinstance(t, bytes) else str(t)
+    if key not in rec:
+      raise ConfigError(f"Data set {builder.name!r} has no {key!r} feature (it has {sorted(rec)});"
+                        " data.tokenizer needs a text data set such as text_files/<folder>, or "
+                        "data.text_key naming the text feature (e.g. 'caption').")
+    yield _decode(rec[key])
 
 
 def _chunks(iterable, n: int):
@@ -60,13 +63,14 @@ def _chunks(iterable, n: int):
     yield chunk
 
 
-def _fingerprint(builder, split: str) -> str:
+def _fingerprint(builder, split: str, key: str = "text") -> str:
   """Fingerprint of a split's text, cached beside the (immutable) prepared data set."""
-  path = os.path.join(builder.data_dir, f"fingerprint-{split}.txt")
+  name = f"fingerprint-{split}.txt" if key == "text" else f"fingerprint-{split}-{key}.txt"
+  path = os.path.join(builder.data_dir, name)
   if os.path.exists(path):
     with open(path) as f:
       return f.read().strip()
-  fp = tokenizers.fingerprint(_texts(builder, split))
+  fp = tokenizers.fingerprint(_texts(builder, split, key))
   writers.atomic_write(path, fp.encode())
   return fp
 
@@ -74,9 +78,10 @@ def _fingerprint(builder, split: str) -> str:
 def get_tokenizer(data_config, builder=None):
   """The configured tokenizer of a text data set (trained beside it on first use)."""
   builder = builder or sources.get_builder(data_config)
-  train = data_config.train_split
+  train, key = data_config.train_split, data_config.text_key
   return tokenizers.for_dataset(data_config.tokenizer, builder.data_dir,
-                                lambda: _texts(builder, train), _fingerprint(builder, train))
+                                lambda: _texts(builder, train, key),
+                                _fingerprint(builder, train, key))
 
 
 def token_stream(builder, tokenizer, name: str, split: str) -> tuple[np.memmap, dict]:
@@ -174,30 +179,37 @@ class TokenSplit:
     return out
 
 
-def example_columns(builder, tokenizer, split: str, seq_len: int) -> dict[str, np.ndarray]:
-  """Every record of `split` as one example: {"input": [N, seq_len] ids padded with PAD, and the
-  record's scalar features}."""
-  source = sources.get_source(builder, split)
-  rows = [source[i] for i in range(len(source))]
-  if not rows:
-    raise ConfigError(f"Split {split!r} of {builder.name!r} is empty.")
-  if "text" not in rows[0]:
-    raise ConfigError(f"Data set {builder.name!r} has no 'text' feature (it has {sorted(rows[0])}); "
-                      "data.packing='examples' needs text records.")
-  texts = [r["text"].decode("utf-8") if isinstance(r["text"], bytes) else str(r["text"])
-           for r in rows]
-  ids = np.full((len(rows), seq_len), PAD, np.int32)
-  for i, text in enumerate(texts):
-    x = tokenizer.encode(text)[:seq_len]
+def _decode(t) -> str:
+  return t.decode("utf-8") if isinstance(t, bytes) else str(t)
+
+
+def example_fn(tokenizer, data_config, split: str):
+  """record -> {tokens_key: [seq_len] ids padded with PAD, its other numeric features}, then the
+  preprocessing ops (images beside captions)."""
+  key, seq_len = data_config.text_key, data_config.seq_len
+  preprocess = ops.parse(data_config.preprocess)
+
+  def fn(rec):
+    if key not in rec:
+      raise ConfigError(f"Split {split!r} has no {key!r} feature (it has {sorted(rec)}): set "
+                        "data.text_key to the text feature to tokenise.")
+    text = _decode(rec[key])
+    x = tokenizer.encode(text)
     if not len(x):
-      raise ConfigError(f"Record {i} of split {split!r} encodes to no tokens; drop empty texts.")
-    ids[i, :len(x)] = x
-  out = {"input": ids}
-  for k, v in rows[0].items():
-    if k != "text" and np.ndim(v) == 0:
-      out[k] = np.asarray([r[k] for r in rows]).astype(
-          np.int32 if np.issubdtype(np.asarray(v).dtype, np.integer) else np.float32)
-  return out
+      raise ConfigError(f"A record of split {split!r} encodes to no tokens ({text!r}); drop "
+                        "empty texts.")
+    if len(x) > seq_len and not data_config.truncate:
+      raise ConfigError(f"{key} {text!r} of split {split!r} is {len(x)} tokens, longer than "
+                        f"data.seq_len={seq_len}: raise data.seq_len (and the text model's "
+                        "context), or set data.truncate=True to keep its first tokens.")
+    ids = np.full(seq_len, PAD, np.int32)
+    ids[:min(len(x), seq_len)] = x[:seq_len]
+    out = {k: v for k, v in rec.items()
+           if k != key and np.asarray(v).dtype.kind in "biuf"}
+    out[data_config.tokens_key] = ids
+    return preprocess(out)
+
+  return fn
 
 
 def load_split(data_config, split: str):
@@ -205,7 +217,12 @@ def load_split(data_config, split: str):
   builder = sources.get_builder(data_config)
   tok = get_tokenizer(data_config, builder)
   if data_config.packing == "examples":
-    return splits.Records(example_columns(builder, tok, split, data_config.seq_len), None, None)
+    source, fn = sources.get_source(builder, split), example_fn(tok, data_config, split)
+    if not len(source):
+      raise ConfigError(f"Split {split!r} of {builder.name!r} is empty.")
+    if data_config.cache:
+      return splits.Records(splits.to_columns(source, fn), None, fn)
+    return splits.Records(None, source, fn)
   stream, meta = token_stream(builder, tok, data_config.tokenizer, split)
   if split == data_config.train_split:
     return TokenSplit(stream, data_config.seq_len, data_config.packing,

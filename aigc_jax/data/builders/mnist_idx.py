@@ -135,6 +135,22 @@ def validation_carve(train_side: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
   return train_side[~is_val], train_side[is_val]
 
 
+def carve(found: dict) -> dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]]:
+  """{split: (images, labels, indices into them or None for all)} for train, validation, test:
+  the official files' splits when the train files exist, else the t10k carve."""
+  images, labels = load_split(found, "test")
+  if found["train", "images"]:
+    train_images, train_labels = load_split(found, "train")
+    train, val = validation_carve(np.arange(len(train_images)))
+    return {"train": (train_images, train_labels, train),
+            "validation": (train_images, train_labels, val), "test": (images, labels, None)}
+  order = np.random.default_rng(CARVE_SEED).permutation(len(images))
+  cut = int(len(images) * CARVE_TRAIN_FRACTION)
+  train, val = validation_carve(order[:cut])
+  return {"train": (images, labels, train), "validation": (images, labels, val),
+          "test": (images, labels, order[cut:])}
+
+
 class Builder(tfds.core.GeneratorBasedBuilder):
   """28x28 grey images from IDX/npz files: official splits, or a carve-out; train, validation
   and test either way."""
@@ -170,21 +186,8 @@ class Builder(tfds.core.GeneratorBasedBuilder):
 
   def _split_generators(self, dl_manager):
     found = raw_files(str(dl_manager.manual_dir), self.builder_config)
-    images, labels = load_split(found, "test")
-    if found["train", "images"]:
-      train_images, train_labels = load_split(found, "train")
-      train, val = validation_carve(np.arange(len(train_images)))
-      return {"train": self._generate_examples(train_images, train_labels, train),
-              "validation": self._generate_examples(train_images, train_labels, val),
-              "test": self._generate_examples(images, labels)}
-    order = np.random.default_rng(CARVE_SEED).permutation(len(images))
-    cut = int(len(images) * CARVE_TRAIN_FRACTION)
-    train, val = validation_carve(order[:cut])
-    return {
-        "train": self._generate_examples(images, labels, train),
-        "validation": self._generate_examples(images, labels, val),
-        "test": self._generate_examples(images, labels, order[cut:]),
-    }
+    return {split: self._generate_examples(images, labels, indices)
+            for split, (images, labels, indices) in carve(found).items()}
 
   def _generate_examples(self, images, labels, indices=None):
     for i in range(len(images)) if indices is None else indices:
