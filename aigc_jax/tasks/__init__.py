@@ -26,11 +26,14 @@ from aigc_jax.errors import ConfigError
 #   labels(n, grouped) -> the int labels a class-conditional sampler is asked for, or None
 #   bits_per_dim(variables, batch, rng) -> [B] a stochastic bound on -log2 p(x) per dimension
 #   denoise(variables, x0, labels, t, rng) -> (x_t, the model's estimate of x0) at one time t
+#   embed_image(variables, x) -> [B, D] and embed_text(variables, ids) -> [B, D]: unit vectors
+#   in one space (image-text models)
 VARIABLES, HOST = "variables", "host"
 EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
             "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,
             "decode": VARIABLES, "log_weights": VARIABLES, "sample_text": VARIABLES,
-            "labels": HOST, "bits_per_dim": VARIABLES, "denoise": VARIABLES}
+            "labels": HOST, "bits_per_dim": VARIABLES, "denoise": VARIABLES,
+            "embed_image": VARIABLES, "embed_text": VARIABLES}
 
 
 @dataclasses.dataclass(frozen=True)

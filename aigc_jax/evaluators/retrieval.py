@@ -1,0 +1,56 @@
+"""Image-text retrieval recall@k, both ways, over every pair of a captioned split: for each
+image, is its caption among the k captions nearest to it (i2t), and for each caption, is its
+image among the k nearest images (t2i)? Captions identical to the true one count as hits, since
+a grammar-made caption set repeats some ("a 3") and nothing can tell those apart.
+"""
+
+import jax
+import numpy as np
+
+from aigc_jax import evaluators
+from aigc_jax.errors import ConfigError
+
+DEFAULTS = {"ks": (1, 5)}
+
+
+def check(name, ec, config) -> None:
+  del config
+  if not ec.ks or min(ec.ks) < 1:
+    raise ConfigError(f"evals.{name}.ks={tuple(ec.ks)}: give recall cut-offs >= 1.")
+
+
+def recall_at_k(sim_NN: np.ndarray, groups_N: np.ndarray, ks) -> dict:
+  """{i2t_r{k}, t2i_r{k}}: sim[i, j] = image i against caption j; groups: equal captions."""
+  out = {}
+  for way, s in (("i2t", sim_NN), ("t2i", sim_NN.T)):
+    order = np.argsort(-s, axis=1, kind="stable")
+    hit = groups_N[order] == groups_N[:, None]  # retrieved item's caption == the query's
+    for k in ks:
+      out[f"{way}_r{k}"] = float(np.mean(hit[:, :k].any(axis=1)))
+  return out
+
+
+def make(name, ec, ctx):
+  spec = ctx.split(ec.split).example_spec()
+  if "caption" not in spec:
+    raise ConfigError(f"Evaluator {name!r} needs captions, but split {ec.split!r} has "
+                      f"{sorted(spec)}.")
+  embed_image = ctx.fn("embed_image", name)
+  embed_text = ctx.fn("embed_text", name)
+  both = jax.jit(lambda v, x, t: (embed_image(v, x), embed_text(v, t)),
+                 in_shardings=(ctx.variables_sharding, ctx.batch_sharding, ctx.batch_sharding))
+
+  def run(variables, step, rng):
+    del step, rng
+    us, vs, ids = [], [], []
+    for batch in ctx.batches(ec.split, ec.batch_size):
+      mask = evaluators.to_host(batch["mask"]).astype(bool)
+      u, v = both(variables, batch["input"], batch["caption"])
+      us.append(evaluators.to_host(u)[mask])
+      vs.append(evaluators.to_host(v)[mask])
+      ids.append(evaluators.to_host(batch["caption"])[mask])
+    u, v, ids = np.concatenate(us), np.concatenate(vs), np.concatenate(ids)
+    _, groups = np.unique(ids, axis=0, return_inverse=True)
+    return recall_at_k(u @ v.T, groups.reshape(-1), ec.ks)
+
+  return run

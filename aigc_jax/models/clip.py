@@ -1,0 +1,93 @@
+"""An image encoder and a text encoder mapped into one embedding space (CLIP, Radford et al. 2021;
+SigLIP, Zhai et al. 2023), with a learned logit scale and bias.
+
+`image` is any model config whose module has `features(x)` (encoder_classifier's conv encoder,
+vit); a dense layer `image_proj` maps its features to `embed_dim`. `text` holds `gpt.Model`'s
+fields for a transformer over token ids (negative ids are padding), built as
+`text_classifier.Model` under the name `text`: its pooled hidden states ("mean", or "last") and
+its head, which here is the text projection. Embeddings are unit vectors; the similarity logits
+are exp(logit_scale) * cosine + logit_bias (the bias only enters the sigmoid loss).
+"""
+
+import math
+from collections.abc import Mapping
+
+import flax.linen as nn
+import jax.numpy as jnp
+from flax.core import FrozenDict
+
+from aigc_jax import models
+from aigc_jax.errors import ConfigError
+from aigc_jax.layers.dense import Dense
+from aigc_jax.models import text_classifier
+
+DEFAULT_IMAGE = FrozenDict({"name": "encoder_classifier",
+                            "encoder": FrozenDict({"kind": "conv", "hidden": (32, 64, 64),
+                                                   "latent_dim": 128})})
+DEFAULT_TEXT = FrozenDict({"num_layers": 2, "num_heads": 4, "width": 64, "block_size": 64,
+                           "causal": False})
+
+
+def _frozen(d) -> FrozenDict:
+  return FrozenDict({k: tuple(v) if isinstance(v, list) else
+                     (_frozen(v) if isinstance(v, Mapping) else v) for k, v in dict(d).items()})
+
+
+def unit(x):
+  return x / jnp.linalg.norm(x, axis=-1, keepdims=True).clip(1e-12)
+
+
+class Model(nn.Module):
+  image: Mapping = DEFAULT_IMAGE
+  text: Mapping = DEFAULT_TEXT
+  vocab_size: int = 0  # 0: the tokenizer's (the task fills it from data.tokenizer)
+  pooling: str = "mean"
+  embed_dim: int = 64
+  logit_scale_init: float = math.log(1 / 0.07)  # CLIP's; SigLIP's log(10) with bias -10
+  logit_bias_init: float = 0.0
+
+  def __post_init__(self):
+    if "name" not in self.image:
+      raise ConfigError("model.image needs a 'name': a model with a features method, e.g. "
+                        "encoder_classifier (a conv encoder) or vit.")
+    object.__setattr__(self, "image", _frozen(self.image))
+    object.__setattr__(self, "text", _frozen(self.text))
+    if self.embed_dim < 1:
+      raise ConfigError(f"model.embed_dim={self.embed_dim} must be positive.")
+    super().__post_init__()
+
+  def setup(self):
+    self.image_tower = models.get_model(dict(self.image), name="image")
+    if not hasattr(self.image_tower, "features"):
+      raise ConfigError(f"model.image {self.image['name']!r} has no features method; use "
+                        "encoder_classifier (kind conv) or vit.")
+    self.image_proj = Dense(self.embed_dim, names=("embed", "mlp"), name="image_proj")
+    self.text_tower = text_classifier.Model(encoder=self.text, vocab_size=self.vocab_size,
+                                            num_classes=self.embed_dim, pooling=self.pooling,
+                                            name="text")
+    self.logit_scale = self.param("logit_scale", nn.initializers.constant(self.logit_scale_init),
+                                  ())
+    self.logit_bias = self.param("logit_bias", nn.initializers.constant(self.logit_bias_init), ())
+
+  @property
+  def context(self) -> int:
+    return dict(self.text).get("block_size", 256)
+
+  def image_features(self, x):
+    """The image tower's representation (what a linear probe reads)."""
+    return self.image_tower.features(x)
+
+  def embed_image(self, x):
+    return unit(self.image_proj(self.image_features(x)).astype(jnp.float32))
+
+  def embed_text(self, tokens_BT):
+    return unit(self.text_tower(tokens_BT).astype(jnp.float32))
+
+  def logits(self, u_ND, v_MD):
+    """[N, M] image-text logits: exp(scale) * cosine + bias (scale capped at 100, as CLIP)."""
+    scale = jnp.exp(jnp.minimum(self.logit_scale, math.log(100.0)))
+    return scale * u_ND @ v_MD.T + self.logit_bias
+
+  def __call__(self, x, tokens_BT, *, train: bool = False):
+    del train
+    return self.logits(self.embed_image(x), self.embed_text(tokens_BT))

@@ -1,0 +1,92 @@
+"""Contrastive image-text pretraining: matching images (batch["input"]) with their captions
+(batch["caption"], token ids) across the global batch (CLIP; SigLIP).
+
+The loss is written on global arrays inside the one jitted step, so with a data-parallel mesh
+every image meets every caption of the global batch (XLA gathers the embeddings) and 1 or 8
+devices give the same loss. `image_text.loss`:
+- "softmax": CLIP's symmetric InfoNCE, cross-entropy image -> caption and caption -> image over
+  the B x B logits, averaged;
+- "sigmoid": SigLIP's, every image-caption pair an independent binary match (the diagonal
+  positive), summed over pairs and divided by B; a learned bias starts the logits at -10.
+The logit scale is learned; `scale_init` 0 takes the loss's paper value (1/0.07 for softmax,
+10 for sigmoid). Evaluators: zero_shot, retrieval (embed_image / embed_text) and linear_probe
+(encode: the image tower's features).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from aigc_jax import losses, models
+from aigc_jax.data import tokens
+from aigc_jax.errors import ConfigError
+from aigc_jax.tasks import Task
+from aigc_jax.tasks.lm import vocab_size
+
+LOSSES = ("softmax", "sigmoid")
+_SCALE_INIT = {"softmax": math.log(1 / 0.07), "sigmoid": math.log(10.0)}
+INPUT_HELP = ("task 'image_text' reads images as 'input' and caption token ids as 'caption': "
+              "data.text_key='caption', data.tokens_key='caption', data.packing='examples', a "
+              "data.tokenizer, and rename(image='input') in data.preprocess.")
+
+
+def configure(c) -> None:
+  c.image_text = ml_collections.ConfigDict({"loss": "softmax", "scale_init": 0.0,
+                                            "bias_init": -10.0})
+
+
+def contrastive_loss(logits_BB, kind: str):
+  """The mean loss of [B, B] image-caption logits whose diagonal holds the true pairs."""
+  logits = logits_BB.astype(jnp.float32)
+  b = logits.shape[0]
+  if kind == "softmax":
+    labels = jnp.arange(b)
+    return 0.5 * (jnp.mean(losses.softmax_cross_entropy(logits=logits, labels=labels)) +
+                  jnp.mean(losses.softmax_cross_entropy(logits=logits.T, labels=labels)))
+  signs = 2.0 * jnp.eye(b) - 1.0
+  return -jnp.sum(jax.nn.log_sigmoid(signs * logits)) / b
+
+
+def make(config) -> Task:
+  it = config.image_text
+  if it.loss not in LOSSES:
+    raise ConfigError(f"image_text.loss={it.loss!r}; valid: {', '.join(LOSSES)}.")
+  if not config.data.tokenizer:
+    raise ConfigError("task 'image_text' needs caption tokens: " + INPUT_HELP)
+  overrides = {"logit_scale_init": it.scale_init or _SCALE_INIT[it.loss],
+               "logit_bias_init": it.bias_init if it.loss == "sigmoid" else 0.0}
+  if config.model.get("vocab_size", 0) == 0:
+    overrides["vocab_size"] = vocab_size(config, tokens.get_tokenizer(config.data))
+  model = models.get_model(config.model, **overrides)
+  if not hasattr(model, "embed_text"):
+    raise ConfigError("task 'image_text' needs model.name='clip' (an image and a text encoder).")
+  if config.data.seq_len > model.context:
+    raise ConfigError(f"data.seq_len={config.data.seq_len} is longer than the text model's "
+                      f"context (model.text.block_size={model.context}); lower data.seq_len or "
+                      "raise model.text.block_size.")
+
+  def init(rng, spec):
+    x = jnp.zeros(spec["input"].shape, jnp.float32)
+    t = jnp.zeros(spec["caption"].shape, jnp.int32)
+    return dict(model.init({"params": rng}, x, t))
+
+  def loss(params, state, batch, rng, step):
+    del rng, step
+    logits = model.apply({"params": params, **state}, batch["input"], batch["caption"])
+    diag = jnp.diagonal(logits)
+    metrics = {
+        "accuracy_i2t": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(len(diag))),
+        "logit_scale": jnp.exp(params["logit_scale"]),
+        "positive_logit": jnp.mean(diag),
+    }
+    return contrastive_loss(logits, it.loss), (metrics, {})
+
+  def apply(method):
+    return lambda variables, x: model.apply(variables, x, method=method)
+
+  return Task(init=init, loss=loss, input_keys=("input", "caption"), input_help=INPUT_HELP,
+              eval_fns={"encode": apply(model.image_features),
+                        "embed_image": apply(model.embed_image),
+                        "embed_text": apply(model.embed_text)})
