@@ -130,6 +130,15 @@ def add_option(c, name: str) -> None:
       c[k] = v
 
 
+def variant(arg: str | None, name: str, valid: tuple) -> str:
+  """An experiment's variant argument ("" for the default), checked against `valid`."""
+  arg = arg or ""
+  if arg not in valid:
+    raise ValueError(f"Unknown variant {arg!r} of {name}; valid: "
+                     f"{', '.join(v for v in valid if v)}, or none.")
+  return arg
+
+
 def add_eval(c, name: str, type_: str, **kw) -> None:
   """Declares evaluator `name` with all of its type's keys (so each can be overridden)."""
   c.evals[name] = evaluators.spec(type_, **kw)

@@ -29,10 +29,7 @@ SEEN = ("the digit {}", "the number {}")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = arg or ""
-  if arg not in VARIANTS:
-    raise ValueError(f"Unknown variant {arg!r} of clip_mnist; valid: quick, sigmoid, "
-                     "sigmoid_quick, or none.")
+  arg = config_lib.variant(arg, "clip_mnist", VARIANTS)
   quick = "quick" in arg
   c = config_lib.get_config(task="image_text")
   c.image_text.loss = "sigmoid" if arg.startswith("sigmoid") else "softmax"

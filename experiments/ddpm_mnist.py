@@ -42,10 +42,7 @@ def unet(quick: bool) -> dict:
 
 def mnist_config(name: str, arg: str | None, model, **diffusion) -> ml_collections.ConfigDict:
   """The MNIST diffusion recipe (default, quick; cond: class-conditional) with model(quick)."""
-  arg = arg or ""
-  if arg not in VARIANTS:
-    raise ValueError(f"Unknown variant {arg!r} of {name}; valid: quick, cond, cond_quick, or "
-                     "none.")
+  arg = config_lib.variant(arg, name, VARIANTS)
   quick, cond = "quick" in arg, arg.startswith("cond")
   c = config_lib.get_config(task="diffusion")
   c.diffusion.update(diffusion)

@@ -49,7 +49,9 @@ def make(name, ec, ctx):
     del rng
     batch = next(ctx.batches(ec.split, ec.batch_size))
     x0 = evaluators.to_host(batch["input"])[:ec.num]
-    labels = None if "label" not in batch else evaluators.to_host(batch["label"])[:ec.num]
+    # The example's condition: its caption (text to image) or class label, if it has one.
+    cond = next((k for k in ("caption", "label") if k in batch), None)
+    labels = None if cond is None else evaluators.to_host(batch[cond])[:ec.num]
     xt, x0_hat = jax.device_get(strip(variables, x0, labels, key))  # [T, N, H, W, C] each
     rows = einops.rearrange(np.stack([xt, x0_hat]), "k t n h w c -> (n k t) h w c")
     if jax.process_index() == 0:

@@ -91,3 +91,55 @@ class Model(nn.Module):
   def __call__(self, x, tokens_BT, *, train: bool = False):
     del train
     return self.logits(self.embed_image(x), self.embed_text(tokens_BT))
+
+
+class TextCondition(nn.Module):
+  """Caption ids [B, L] -> [B, features]: the clip model's text tower (same parameters, so a
+  clip run's `text` subtree loads into it), its unit embedding through a dense layer. A caption
+  of padding only is "no caption" (classifier-free guidance's null) and gets a learned vector."""
+  text: Mapping
+  vocab_size: int
+  embed_dim: int
+  pooling: str
+  features: int
+
+  @nn.compact
+  def __call__(self, tokens_BL):
+    if tokens_BL.ndim != 2 or not jnp.issubdtype(tokens_BL.dtype, jnp.integer):
+      raise ConfigError(f"A caption-conditioned model takes token ids [B, L]; got "
+                        f"{tokens_BL.dtype} {tokens_BL.shape}.")
+    tower = text_classifier.Model(encoder=self.text, vocab_size=self.vocab_size,
+                                  num_classes=self.embed_dim, pooling=self.pooling, name="text")
+    has_text = jnp.any(tokens_BL >= 0, axis=1, keepdims=True)
+    # A row of padding only would attend to nothing (NaN, whose gradient survives the where
+    # below); the tower reads zeros there instead, and the null vector replaces its output.
+    safe = jnp.where(has_text, tokens_BL, jnp.zeros_like(tokens_BL))
+    e = Dense(self.features, names=("mlp", "embed"), name="proj")(unit(tower(safe)))
+    null = self.param("null", nn.initializers.normal(0.02), (self.features,))
+    return jnp.where(has_text, e, null.astype(e.dtype))
+
+
+def check_condition(m) -> None:
+  """Config checks of a denoiser's condition fields (num_classes, text)."""
+  if m.num_classes < 0:
+    raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
+  if m.num_classes and m.text:
+    raise ConfigError("model.num_classes and model.text are both set: condition on class labels "
+                      "or on captions, not both.")
+  object.__setattr__(m, "text", _frozen(m.text))
+
+
+def embed_condition(m, cond, width: int):
+  """[B, width]: a denoiser's condition embedded, inside its compact method (params "label" or
+  "caption"); None for an unconditional model. `cond` is labels [B] (num_classes, whose index
+  num_classes is "no label") or caption ids [B, L] (text; all padding is "no caption")."""
+  if not (m.num_classes or m.text):
+    return None
+  if cond is None:
+    raise ConfigError(f"This {type(m).__module__.rsplit('.', 1)[-1]} is conditional "
+                      f"(model.num_classes={m.num_classes}, model.text set: {bool(m.text)}): "
+                      "pass labels or caption ids (all -1 or index num_classes: none).")
+  if m.num_classes:
+    return nn.Embed(m.num_classes + 1, width, name="label")(cond)
+  return TextCondition(m.text, m.vocab_size, m.text_dim, m.text_pooling, width,
+                       name="caption")(cond)

@@ -7,16 +7,22 @@ adaptive LayerNorm and a zero-initialised linear layer give each patch's pixels,
 back in place. Labels have one extra row, index num_classes, for classifier-free guidance's
 "no label". DiT-XL/2 is depth 28, width 1152, 16 heads, patch 2 (on a 32x32x4 latent).
 
-Input [B, H, W, C] with H divisible by `patch`; t [B] in [0, 1]; labels [B] or None.
+A caption-conditioned model (`text`, models/clip.py) adds its caption's embedding to c instead.
+
+Input [B, H, W, C] with H divisible by `patch`; t [B] in [0, 1]; labels [B], caption ids [B, L]
+or None.
 """
+
+from collections.abc import Mapping
 
 import einops
 import flax.linen as nn
 import jax.numpy as jnp
+from flax.core import FrozenDict
 
 from aigc_jax.errors import ConfigError
 from aigc_jax.layers.transformer import Block, zeros
-from aigc_jax.models import mae
+from aigc_jax.models import clip, mae
 from aigc_jax.models.unet import timestep_embedding
 
 # The paper's configurations: (depth, width, heads).
@@ -32,8 +38,7 @@ def check(m) -> None:
                       "heads of even size.")
   if m.width % 4:
     raise ConfigError(f"model.width={m.width} must be a multiple of 4 (2-d sin-cos positions).")
-  if m.num_classes < 0:
-    raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
+  clip.check_condition(m)
 
 
 def forward_macs(m) -> int:
@@ -62,6 +67,10 @@ class Model(nn.Module):
   depth: int = 6
   num_heads: int = 4
   num_classes: int = 0
+  text: Mapping = FrozenDict()  # caption conditioning, as unet's (models/clip.py)
+  vocab_size: int = 0
+  text_dim: int = 64
+  text_pooling: str = "mean"
   dropout: float = 0.0
   attention_impl: str = ""
   dtype: jnp.dtype | None = None
@@ -71,7 +80,7 @@ class Model(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x_BHWC, t_B, labels_B=None, *, train: bool = False):
+  def __call__(self, x_BHWC, t_B, cond=None, *, train: bool = False):
     g = self.image_size // self.patch
     x = mae.patchify(self, x_BHWC)
     x = nn.Dense(self.width, dtype=self.dtype, name="patch_embed", kernel_init=(
@@ -80,11 +89,9 @@ class Model(nn.Module):
     c = timestep_embedding(t_B, 256)
     c = nn.Dense(self.width, dtype=self.dtype, name="time1")(c)
     c = nn.Dense(self.width, dtype=self.dtype, name="time2")(nn.silu(c))
-    if self.num_classes:
-      if labels_B is None:
-        raise ConfigError("This DiT is class-conditional (model.num_classes > 0): pass labels "
-                          f"(num_classes={self.num_classes} means no label).")
-      c = c + nn.Embed(self.num_classes + 1, self.width, name="label")(labels_B)
+    emb = clip.embed_condition(self, cond, self.width)
+    if emb is not None:
+      c = c + emb
     for i in range(self.depth):
       x = Block(self.num_heads, self.depth, self.dropout, self.dtype, self.attention_impl,
                 True, False, causal=False, adaln=True, name=f"block{i}")(x, train, cond_BC=c)

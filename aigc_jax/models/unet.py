@@ -9,19 +9,25 @@ label embedding with one extra row, index num_classes, the "no label" of classif
 guidance. The output (same shape as the input) is zero-initialised, so training starts from a
 model that predicts 0.
 
-Input [B, H, W, C] with H and W divisible by patch x 2^(len(multipliers) - 1); t [B]; labels [B]
-or None.
+A caption-conditioned model (`text`, models/clip.py) adds its caption's embedding instead.
+
+Input [B, H, W, C] with H and W divisible by patch x 2^(len(multipliers) - 1); t [B]; labels [B],
+caption ids [B, L] or None.
 """
 
 import math
 
+from collections.abc import Mapping
+
 import einops
 import flax.linen as nn
 import jax.numpy as jnp
+from flax.core import FrozenDict
 
 from aigc_jax.errors import ConfigError
 from aigc_jax.layers import attention
 from aigc_jax.layers.dense import Conv, Dense
+from aigc_jax.models import clip
 
 
 def timestep_embedding(t_B, dim: int, scale: float = 1000.0):
@@ -96,8 +102,7 @@ def check(m) -> None:
                       f"{sorted(widths)} (model.width x model.multipliers).")
   if any(w % m.heads for w in widths):
     raise ConfigError(f"model.heads={m.heads} must divide every level's width {sorted(widths)}.")
-  if m.num_classes < 0:
-    raise ConfigError(f"model.num_classes={m.num_classes}; 0 for unconditional.")
+  clip.check_condition(m)
 
 
 class Model(nn.Module):
@@ -111,6 +116,12 @@ class Model(nn.Module):
   groups: int = 8
   dropout: float = 0.1
   num_classes: int = 0  # > 0: class-conditional, with a "no label" row for guidance
+  # Caption conditioning (models/clip.py TextCondition): the clip text tower's gpt fields, its
+  # vocabulary (0: the tokenizer's), embedding size and pooling; empty: no captions.
+  text: Mapping = FrozenDict()
+  vocab_size: int = 0
+  text_dim: int = 64
+  text_pooling: str = "mean"
   # > 1: patch x patch pixels folded into channels before the first convolution and unfolded
   # after the last, so the U-Net runs at 1 / patch the resolution (patch^2 fewer FLOPs a level).
   patch: int = 1
@@ -121,16 +132,14 @@ class Model(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x_BHWC, t_B, labels_B=None, *, train: bool = False):
+  def __call__(self, x_BHWC, t_B, cond=None, *, train: bool = False):
     d = self.dtype
     emb = timestep_embedding(t_B, self.width)
     emb = Dense(4 * self.width, names=(None, "mlp"), dtype=d, name="time1")(emb)
     emb = Dense(4 * self.width, names=("mlp", "embed"), dtype=d, name="time2")(nn.silu(emb))
-    if self.num_classes:
-      if labels_B is None:
-        raise ConfigError("This U-Net is class-conditional (model.num_classes > 0): pass labels "
-                          f"(num_classes={self.num_classes} means no label).")
-      emb = emb + nn.Embed(self.num_classes + 1, 4 * self.width, name="label")(labels_B)
+    c = clip.embed_condition(self, cond, 4 * self.width)
+    if c is not None:
+      emb = emb + c
 
     def res(h, features, name):
       return ResBlock(features, self.groups, self.dropout, d, name=name)(h, emb, train)

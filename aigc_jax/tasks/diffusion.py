@@ -7,7 +7,8 @@ regressed on the target of `diffusion.prediction` (eps, v, x0; velocity for flow
 weighted by min-SNR-gamma (Hang et al. 2023). A class-conditional model (model.num_classes > 0)
 sees "no label" (index num_classes) for a `diffusion.label_dropout` fraction of the batch, so one
 network is both the conditional and the unconditional model that classifier-free guidance
-(Ho & Salimans 2021) mixes.
+(Ho & Salimans 2021) mixes. A caption-conditioned model (model.text: text to image) reads
+batch["caption"] token ids instead, "no caption" being a caption of padding only.
 
 Sampling (`eval_fns["sample"]`, the sample grid, FID and `python -m aigc_jax.sample`): the
 `sampler` section (name, steps, guidance, eta, spacing) from noise with the averaged weights
@@ -28,9 +29,11 @@ import ml_collections
 import numpy as np
 
 from aigc_jax import evaluators, models
+from aigc_jax.data import tokens
 from aigc_jax.errors import ConfigError
 from aigc_jax.samplers import diffusion as lib
 from aigc_jax.tasks import Task
+from aigc_jax.tasks.lm import vocab_size
 
 WEIGHTINGS = ("none", "min_snr")
 FLOW_T_MIN = 1e-4  # flow's likelihood bound starts here: its log-SNR at t = 0 is infinite
@@ -99,11 +102,11 @@ def check_sampler(config) -> None:
                       "empty for the sampler's own.")
   if s.guidance < 0:
     raise ConfigError(f"sampler.guidance={s.guidance} must be >= 0 (1: no guidance).")
-  conditional = config.model.get("num_classes", 0) > 0
+  conditional = config.model.get("num_classes", 0) > 0 or bool(config.model.get("text"))
   if s.guidance != 1.0 and not conditional:
-    raise ConfigError(f"sampler.guidance={s.guidance} needs a class-conditional model "
-                      "(model.num_classes > 0, trained with diffusion.label_dropout > 0); this "
-                      "model is unconditional, so leave guidance at 1.")
+    raise ConfigError(f"sampler.guidance={s.guidance} needs a conditional model "
+                      "(model.num_classes > 0 or model.text, trained with diffusion.label_dropout "
+                      "> 0); this model is unconditional, so leave guidance at 1.")
   if s.guidance != 1.0 and config.diffusion.label_dropout <= 0:
     raise ConfigError(f"sampler.guidance={s.guidance} mixes in the unconditional model, which "
                       "diffusion.label_dropout=0 never trained: train with label_dropout > 0 "
@@ -118,6 +121,8 @@ def make_without_data(config) -> tuple[Task, dict]:
                                         jnp.float32)}
   if m.get("num_classes", 0) > 0:
     spec["label"] = jax.ShapeDtypeStruct((b,), jnp.int32)
+  if m.get("text"):
+    spec["caption"] = jax.ShapeDtypeStruct((b, config.data.seq_len), jnp.int32)
   return make(config), spec
 
 
@@ -128,9 +133,18 @@ def make(config) -> Task:
   if not hasattr(model, "num_classes") or not hasattr(model, "image_size"):
     raise ConfigError(f"task 'diffusion' needs a denoiser model (unet, dit) taking (x, t, "
                       f"labels); got model.name={config.model.name!r}.")
+  text = bool(getattr(model, "text", None))
+  if text and not config.data.tokenizer:
+    raise ConfigError("A caption-conditioned model (model.text) needs caption tokens: "
+                      "data.tokenizer, data.packing='examples', data.text_key='caption', "
+                      "data.tokens_key='caption'.")
+  if text and model.vocab_size == 0:
+    model = models.get_model(config.model,
+                             vocab_size=vocab_size(config, tokens.get_tokenizer(config.data)))
   process = lib.Process(d.process, d.schedule)
-  conditional = model.num_classes > 0
+  conditional = model.num_classes > 0 or text
   null = model.num_classes
+  cond_key = "caption" if text else "label"
   size = (model.image_size, model.image_size, model.channels)
 
   def init(rng, spec):
@@ -139,7 +153,9 @@ def make(config) -> Task:
           f"The data's images are {tuple(spec['input'].shape[1:])} but the model denoises "
           f"{size} (model.image_size={model.image_size}, model.channels={model.channels}): "
           f"set the model to the data's size, or resize the data with data.preprocess.")
-    labels = jnp.zeros((2,), jnp.int32) if conditional else None
+    labels = None
+    if conditional:
+      labels = jnp.zeros((2,) + tuple(spec[cond_key].shape[1:]), jnp.int32)
     return dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)), labels))
 
   def check_data(examples):
@@ -168,8 +184,9 @@ def make(config) -> Task:
     n_rng, d_rng, l_rng = jax.random.split(rng, 3)
     t, eps, xt, a, sg = noised(x0, n_rng)
     if conditional and train and d.label_dropout > 0:
-      drop = jax.random.bernoulli(l_rng, d.label_dropout, labels.shape)
-      labels = jnp.where(drop, null, labels)
+      drop = jax.random.bernoulli(l_rng, d.label_dropout, labels.shape[:1])
+      labels = jnp.where(drop.reshape((-1,) + (1,) * (labels.ndim - 1)), null_like(labels),
+                         labels)
     out = apply(params, xt, t, labels, train, d_rng)
     err = jnp.mean(jnp.square(out - lib.target(d.prediction, x0, eps, a, sg)),
                    axis=tuple(range(1, x0.ndim)))
@@ -181,7 +198,15 @@ def make(config) -> Task:
     return w * err, err
 
   def labels_of(batch):
-    return batch["label"].astype(jnp.int32) if conditional else None
+    return batch[cond_key].astype(jnp.int32) if conditional else None
+
+  def null_like(cond):
+    """No condition: the "no label" index, or a caption of padding only."""
+    return jnp.full_like(cond, tokens.PAD if text else null)
+
+  def null_cond(n):
+    shape = (n, config.data.seq_len) if text else (n,)
+    return jnp.full(shape, tokens.PAD if text else null, jnp.int32)
 
   def loss(params, state, batch, rng, step):
     del state, step
@@ -201,7 +226,7 @@ def make(config) -> Task:
         out = apply(params, x, tb, labels)
         return lib.to_x0_eps(d.prediction, out, x, a, sg)
       both = apply(params, jnp.concatenate([x, x]), jnp.concatenate([tb, tb]),
-                   jnp.concatenate([labels, jnp.full_like(labels, null)]))
+                   jnp.concatenate([labels, null_like(labels)]))
       cond, uncond = jnp.split(both, 2)
       x0c, ec = lib.to_x0_eps(d.prediction, cond, x, a, sg)
       x0u, eu = lib.to_x0_eps(d.prediction, uncond, x, a, sg)
@@ -219,6 +244,9 @@ def make(config) -> Task:
 
   def sample(variables, rng, num, labels=None):
     """`num` images in [-1, 1] by the `sampler` section, from the averaged weights."""
+    if text and labels is None:
+      raise ConfigError("This model draws from captions (model.text): pass caption ids [num, L] "
+                        "(python -m aigc_jax.sample --caption='a 3 above a 5').")
     if conditional and labels is None:
       labels = jnp.arange(num) % model.num_classes
     if labels is not None:
@@ -233,8 +261,7 @@ def make(config) -> Task:
     """(x_t, the model's x0 estimate) for images x0 at one time t: the denoising strip."""
     x0 = jnp.asarray(x0, jnp.float32)
     labels = None if not conditional else (
-        jnp.full((x0.shape[0],), null, jnp.int32) if labels is None else
-        jnp.asarray(labels, jnp.int32))
+        null_cond(x0.shape[0]) if labels is None else jnp.asarray(labels, jnp.int32))
     t = jnp.clip(jnp.asarray(t, jnp.float32), t_min, 1.0)
     a, sg = process.alpha_sigma(t)
     xt = a * x0 + sg * jax.random.normal(rng, x0.shape)
@@ -242,7 +269,7 @@ def make(config) -> Task:
     return xt, lib.to_x0_eps(d.prediction, out, xt, a, sg)[0]
 
   def labels_fn(num, grouped):
-    if not conditional:
+    if not conditional or text:  # captions come from the data (evaluators/compositions.py)
       return None
     k = model.num_classes
     return np.repeat(np.arange(k), -(-num // k))[:num] if grouped else np.arange(num) % k
@@ -260,8 +287,7 @@ def make(config) -> Task:
     x = batch["input"].astype(jnp.float32)
     b, dims = x.shape[0], int(np.prod(x.shape[1:]))
     params = sampling_params(variables)
-    labels = jnp.full((b,), null, jnp.int32) if conditional and d.label_dropout > 0 else \
-        labels_of(batch)
+    labels = null_cond(b) if conditional and d.label_dropout > 0 else labels_of(batch)
     t_rng, e_rng, r_rng = jax.random.split(rng, 3)
     # The diffusion term is an integral over log-SNR, 1/2 int e^lam |x - x0_hat(lam)|^2 dlam,
     # drawn uniformly in lam (stratified): a denoiser's error shrinks as e^-lam, so the integrand
@@ -295,7 +321,8 @@ def make(config) -> Task:
   return Task(init=init, loss=loss,
               eval_fns={"metrics": metrics, "sample": sample, "labels": labels_fn,
                         "bits_per_dim": bits_per_dim, "denoise": denoise},
-              input_keys=("input", "label") if conditional else ("input",),
+              input_keys=("input", cond_key) if conditional else ("input",),
               input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
-                         "feature; use a labelled data set or set model.num_classes=0.",
+                         "feature, a caption-conditioned one (model.text) 'caption' token ids; "
+                         "use such a data set or an unconditional model.",
               check_data=check_data, ema_decay=d.ema_decay)

@@ -1,8 +1,8 @@
 """Prepares the classifiers that score generated images (FID/IS, aigc_jax/evaluators/fid.py).
 
 An evaluator never trains: each declared evaluator with a `classifier` experiment and an empty
-`classifier_workdir` gets that experiment trained once on the run's data set (its training split)
-and cached under $AIGC_JAX_CACHE (default ~/.cache/aigc_jax)/classifiers/<data set>-<hash of the
+`classifier_workdir` gets that experiment trained once on the run's data set (its training split;
+or on the evaluator's `classifier_data` set, e.g. single digits scoring composed images) and cached under $AIGC_JAX_CACHE (default ~/.cache/aigc_jax)/classifiers/<data set>-<hash of the
 classifier's config>/, then named in the run's config. `python -m aigc_jax.main` does this before
 every run; by hand:
 
@@ -66,11 +66,15 @@ def prepare(config):
   with config.unlocked():
     for name in todo:
       ec = config.evals[name]
-      workdir = workdir_for(ec.classifier, config.data)
+      data = config.data
+      if ec.get("classifier_data"):  # e.g. single digits scoring a run on composed images
+        data = config.data.copy_and_resolve_references()
+        data.name = ec.classifier_data
+      workdir = workdir_for(ec.classifier, data)
       if not os.path.exists(os.path.join(workdir, "summary.json")):
         print(f"Training the evaluation classifier ({ec.classifier}) once into {workdir} ...",
               flush=True)
-        c = classifier_config(ec.classifier, config.data)
+        c = classifier_config(ec.classifier, data)
         c.train.progress_bar = config.train.progress_bar
         train.run(c, workdir)
       ec.classifier_workdir = workdir

@@ -142,19 +142,19 @@ def caption(layout: int, first: int, second: int, names: list[str], rng) -> str:
 
 
 def compose(digits: list[np.ndarray], layout: int, canvas: int, jitter: int, rng) -> np.ndarray:
-  """The digits (28x28 uint8) placed in their slots, each moved by up to `jitter` pixels;
-  overlapping margins take the brighter pixel."""
-  pad = jitter
-  out = np.zeros((canvas + 2 * pad,) * 2, np.uint8)
+  """The digits (28x28 uint8) placed in their slots, each moved by up to `jitter` pixels but
+  kept whole on the canvas; overlapping margins take the brighter pixel."""
+  out = np.zeros((canvas, canvas), np.uint8)
   centres = {0: [(canvas / 2, canvas / 2)],
              1: [(canvas / 2, canvas / 4), (canvas / 2, 3 * canvas / 4)],
              2: [(canvas / 4, canvas / 2), (3 * canvas / 4, canvas / 2)]}[layout]
   for img, (cy, cx) in zip(digits, centres):
     dy, dx = rng.integers(-jitter, jitter + 1, size=2) if jitter else (0, 0)
-    y, x = int(round(cy - DIGIT / 2)) + dy + pad, int(round(cx - DIGIT / 2)) + dx + pad
+    y = int(np.clip(round(cy - DIGIT / 2) + dy, 0, canvas - DIGIT))
+    x = int(np.clip(round(cx - DIGIT / 2) + dx, 0, canvas - DIGIT))
     region = out[y:y + DIGIT, x:x + DIGIT]
     np.maximum(region, img, out=region)
-  return out[pad:pad + canvas, pad:pad + canvas]
+  return out
 
 
 def slot_boxes(layout: int, canvas: int) -> list[tuple[int, int, int, int]]:
@@ -169,7 +169,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """Images of one or two digits with captions; configs are made per mnist_idx config."""
 
   name = "mnist_captions"
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.0.0")  # digits kept whole on the canvas
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_idx.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self):

@@ -1,0 +1,140 @@
+"""Text to image: caption conditioning (null caption, finite gradients, clip's tower loads), the
+composition scorer's crops and accuracies, a short t2i_mnist run, and its errors."""
+
+import os
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from aigc_jax import models, train, trees
+from aigc_jax.data.builders import mnist_captions, mnist_idx
+from aigc_jax.errors import ConfigError
+from aigc_jax.evaluators import compositions
+from aigc_jax.models import clip as clip_model
+from aigc_jax.tasks import diffusion
+from experiments import clip_mnist, t2i_mnist
+from tests import helpers
+
+
+def test_accuracies_tell_digits_from_relations():
+  digits = np.array([[3, 5], [3, 5], [7, -1], [2, 2]])
+  layouts = np.array([2, 1, 0, 1])
+  owner = np.array([0, 0, 1, 1, 2, 3, 3])
+  slot = np.array([0, 1, 1, 0, 0, 0, 1])  # slots may come in any order
+  pred = np.array([3, 5, 3, 5, 1, 2, 4])  # image 1 swapped, image 2 wrong, image 3 half right
+  # Image 1's slots are (slot 1: 3, slot 0: 5), i.e. 5 left of 3: digits right, relation wrong.
+  out = compositions.accuracies(pred, owner, slot, digits, layouts)
+  assert out["digit_accuracy"] == pytest.approx((2 + 2 + 0 + 1) / 7)
+  assert out["relation_accuracy"] == pytest.approx(1 / 3)  # only image 0 of the three pairs
+  assert out["exact_accuracy"] == pytest.approx(1 / 4)
+
+
+def test_slot_crops_centre_each_digit_alone(data_dir):
+  found = mnist_idx.raw_files(data_dir, mnist_idx.Builder.BUILDER_CONFIGS[0])
+  images, _, idx = mnist_idx.carve(found)["test"]
+  a, b = images[idx[0]], images[idx[1]]
+  rng = np.random.default_rng(0)
+  for layout in (1, 2):
+    for _ in range(5):  # jittered, at the canvas' edge too
+      canvas = mnist_captions.compose([a, b], layout, 56, 3, rng).astype(np.float32) / 255
+      crops, owner, slot = compositions.slot_crops(canvas[None], np.array([layout]))
+      assert owner.tolist() == [0, 0] and slot.tolist() == [0, 1]
+      for crop, digit in zip(crops[..., 0], (a, b)):
+        # All of its own ink, none of its neighbour's, and centred as MNIST centres digits.
+        assert crop.sum() == pytest.approx(digit.sum() / 255, rel=1e-5)
+        ys, xs = np.mgrid[:28, :28]
+        com = np.array([(ys * crop).sum(), (xs * crop).sum()]) / crop.sum()
+        ref = np.array([(ys * digit).sum(), (xs * digit).sum()]) / digit.sum()
+        assert np.abs(com - ref).max() <= 0.51
+
+
+def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
+  c = t2i_mnist.get_config("quick")
+  model = models.get_model(c.model, vocab_size=30)
+  x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
+  cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)
+  v = model.init(jax.random.PRNGKey(0), x, t, cap)
+  assert set(v["params"]["caption"]) == {"text", "proj", "null"}
+
+  def loss(params, cap):
+    return jnp.sum(jnp.square(model.apply({"params": params}, x + 0.3, t, cap)))
+
+  g = jax.grad(loss)(v["params"], cap)
+  assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(g))
+  # The empty row is the null vector, whatever the text tower's weights.
+  cond = clip_model.TextCondition(c.model.text, 30, 64, "mean", 32)
+  cv = cond.init(jax.random.PRNGKey(1), cap)
+  base = cond.apply(cv, cap)
+  np.testing.assert_array_equal(base[1], cv["params"]["null"])
+  other = jax.tree.map(lambda w: w + 0.1, cv["params"]["text"])
+  moved = cond.apply({"params": {**cv["params"], "text": other}}, cap)
+  np.testing.assert_array_equal(moved[1], base[1])
+  assert not np.allclose(moved[0], base[0], atol=1e-4)
+
+
+def test_the_clip_text_tower_has_the_denoisers_caption_tower_shapes():
+  clip = models.get_model(clip_mnist.get_config("quick").model, vocab_size=30)
+  unet = models.get_model(t2i_mnist.get_config("quick").model, vocab_size=30)
+  cv = jax.eval_shape(clip.init, jax.random.PRNGKey(0), jnp.zeros((2, 56, 56, 1)),
+                      jnp.zeros((2, 64), jnp.int32))
+  uv = jax.eval_shape(unet.init, jax.random.PRNGKey(0), jnp.zeros((2, 56, 56, 1)),
+                      jnp.zeros((2,)), jnp.zeros((2, 64), jnp.int32))
+  shapes = lambda tree: dict(zip(trees.paths(tree), (x.shape for x in jax.tree.leaves(tree))))
+  assert shapes(uv["params"]["caption"]["text"]) == shapes(cv["params"]["text"])
+
+
+def _tiny(data_dir, tfds_dir, classifier, steps=4):
+  c = t2i_mnist.get_config("quick")
+  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2)
+  c.model.text.update(num_layers=1, width=32)
+  c.data.update(data_dir=data_dir, tfds_dir=tfds_dir, eval_batch_size=40)
+  c.data.captions.update(train_size=1_000, eval_size=200)
+  c.train.update(num_steps=steps, log_every_steps=2, eval_every_steps=steps,
+                 checkpoint_every_steps=steps, progress_bar=False)
+  c.sampler.steps = 2
+  c.evals = {"seen": c.evals.seen, "novel": c.evals.novel}
+  c.train.best_metric = ""
+  for ec in c.evals.values():
+    ec.update(samples=40, grid=12, classifier_workdir=classifier)
+  return c
+
+
+@pytest.fixture(scope="module")
+def classifier(data_dir, tfds_dir, tmp_path_factory):
+  return helpers.train_classifier(data_dir, tfds_dir, str(tmp_path_factory.mktemp("scorer")))
+
+
+def test_t2i_run_scores_seen_and_novel_captions(data_dir, tfds_dir, classifier, tmp_path):
+  s = train.run(_tiny(data_dir, tfds_dir, classifier), str(tmp_path))
+  for split in ("seen", "novel"):
+    # The real images under the same scorer: the ceiling; an untrained generator is far below.
+    assert s[f"{split}_real_digit_accuracy"] > 0.85, s
+    assert s[f"{split}_digit_accuracy"] < s[f"{split}_real_digit_accuracy"] - 0.3, s
+    assert s[f"{split}_fid"] > 2 * s[f"{split}_fid_floor"], s
+    grid = np.asarray(Image.open(tmp_path / "samples" / f"{split}_step_000004.png"))
+    assert grid.shape == (2 * (56 * 3 + 40), 6 * (56 * 3 + 8))  # 12 captions, 6 a row
+
+
+def test_caption_errors(data_dir, tfds_dir, classifier, tmp_path):
+  c = t2i_mnist.get_config("quick")
+  c.model.num_classes = 10
+  with pytest.raises(ConfigError, match="both set"):
+    models.get_model(c.model, vocab_size=30)
+  c = _tiny(data_dir, tfds_dir, classifier)
+  c.data.tokenizer = ""
+  with pytest.raises(ConfigError, match="needs caption tokens"):
+    train.run(c, str(tmp_path / "a"))
+  task = diffusion.make(_tiny(data_dir, tfds_dir, classifier))
+  v = task.init(jax.random.PRNGKey(0), {"input": jnp.zeros((2, 56, 56, 1)),
+                                        "caption": jnp.zeros((2, 64), jnp.int32)})
+  with pytest.raises(ConfigError, match="draws from captions"):
+    task.eval_fns["sample"](v, jax.random.PRNGKey(0), 2)
+  c = _tiny(data_dir, tfds_dir, classifier)
+  c.model.text = {}
+  c.sampler.guidance = 2.0
+  with pytest.raises(ConfigError, match="needs a conditional model"):
+    train.run(c, str(tmp_path / "b"))
+  assert not os.path.exists(tmp_path / "b" / "checkpoints")
