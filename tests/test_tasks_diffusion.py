@@ -180,7 +180,7 @@ def test_guided_sampling_is_deterministic_and_uses_both_branches(data_dir, tfds_
 
 
 @pytest.mark.parametrize("change,message", [
-    ({"sampler.guidance": 2.0}, "needs a class-conditional model"),
+    ({"sampler.guidance": 2.0}, "needs a conditional model"),
     ({"sampler.steps": 0}, "at least 1 step"),
     ({"sampler.name": "plms"}, "sampler.name='plms'; valid: ddpm, ddim, euler, heun, dpm"),
     ({"diffusion.schedule": "sigmoid"}, "diffusion.schedule='sigmoid'; valid: linear, cosine"),

@@ -23,13 +23,15 @@ decoder over the 256 pixel levels at the lowest noise, so the bound is on the di
 likelihood. A guided model's bound is its unconditional one (the "no label" row).
 """
 
+import os
+
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
 from aigc_jax import evaluators, models
-from aigc_jax.data import tokens
+from aigc_jax.data import tokenizers, tokens
 from aigc_jax.errors import ConfigError
 from aigc_jax.samplers import diffusion as lib
 from aigc_jax.tasks import Task
@@ -138,9 +140,13 @@ def make(config) -> Task:
     raise ConfigError("A caption-conditioned model (model.text) needs caption tokens: "
                       "data.tokenizer, data.packing='examples', data.text_key='caption', "
                       "data.tokens_key='caption'.")
+  save = None
   if text and model.vocab_size == 0:
-    model = models.get_model(config.model,
-                             vocab_size=vocab_size(config, tokens.get_tokenizer(config.data)))
+    tok = tokens.get_tokenizer(config.data)
+    model = models.get_model(config.model, vocab_size=vocab_size(config, tok))
+
+    def save(workdir):  # aigc_jax.sample encodes typed captions with it
+      tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
   process = lib.Process(d.process, d.schedule)
   conditional = model.num_classes > 0 or text
   null = model.num_classes
@@ -155,7 +161,7 @@ def make(config) -> Task:
           f"set the model to the data's size, or resize the data with data.preprocess.")
     labels = None
     if conditional:
-      labels = jnp.zeros((2,) + tuple(spec[cond_key].shape[1:]), jnp.int32)
+      labels = null_cond(2)
     return dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)), labels))
 
   def check_data(examples):
@@ -325,4 +331,4 @@ def make(config) -> Task:
               input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
                          "feature, a caption-conditioned one (model.text) 'caption' token ids; "
                          "use such a data set or an unconditional model.",
-              check_data=check_data, ema_decay=d.ema_decay)
+              check_data=check_data, ema_decay=d.ema_decay, save_artifacts=save)

@@ -14,13 +14,14 @@ The logit scale is learned; `scale_init` 0 takes the loss's paper value (1/0.07 
 """
 
 import math
+import os
 
 import jax
 import jax.numpy as jnp
 import ml_collections
 
 from aigc_jax import losses, models
-from aigc_jax.data import tokens
+from aigc_jax.data import tokenizers, tokens
 from aigc_jax.errors import ConfigError
 from aigc_jax.tasks import Task
 from aigc_jax.tasks.lm import vocab_size
@@ -57,8 +58,9 @@ def make(config) -> Task:
     raise ConfigError("task 'image_text' needs caption tokens: " + INPUT_HELP)
   overrides = {"logit_scale_init": it.scale_init or _SCALE_INIT[it.loss],
                "logit_bias_init": it.bias_init if it.loss == "sigmoid" else 0.0}
+  tok = tokens.get_tokenizer(config.data)
   if config.model.get("vocab_size", 0) == 0:
-    overrides["vocab_size"] = vocab_size(config, tokens.get_tokenizer(config.data))
+    overrides["vocab_size"] = vocab_size(config, tok)
   model = models.get_model(config.model, **overrides)
   if not hasattr(model, "embed_text"):
     raise ConfigError("task 'image_text' needs model.name='clip' (an image and a text encoder).")
@@ -86,7 +88,11 @@ def make(config) -> Task:
   def apply(method):
     return lambda variables, x: model.apply(variables, x, method=method)
 
+  def save(workdir):  # prompts typed later (a notebook, zero-shot) are encoded with it
+    tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
+
   return Task(init=init, loss=loss, input_keys=("input", "caption"), input_help=INPUT_HELP,
+              save_artifacts=save,
               eval_fns={"encode": apply(model.image_features),
                         "embed_image": apply(model.embed_image),
                         "embed_text": apply(model.embed_text)})

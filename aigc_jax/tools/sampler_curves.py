@@ -1,4 +1,5 @@
-r"""FID (and class agreement) of a trained diffusion run under many sampler settings, with plots.
+r"""FID (and class agreement, or a text-to-image run's digit and relation accuracy) of a trained
+diffusion run under many sampler settings, with plots.
 
   python -m aigc_jax.tools.sampler_curves --workdir=DIR \
       [--samplers=ddpm,ddim,heun,dpm++2m] [--steps=10,20,50,100,250] \
@@ -8,7 +9,7 @@ Each setting draws `--samples` images with the run's FID evaluator (the project'
 the same fixed noise for every setting) and is scored against the split's real floor. Writes
 DIR/curves/sampler_curves.jsonl (one record per setting, appended and resumed: settings already
 scored are skipped), fid_vs_steps.png (one line per sampler) and, for a conditional run,
-guidance.png (FID and class agreement against the weight). `--no_ema` scores the live weights
+guidance.png (FID and class agreement, or digit and relation accuracy, against the weight). `--no_ema` scores the live weights
 beside the averaged ones. Choices (the experiment's sampler, steps, guidance) are made on the
 validation split; --split=test gives the reported figures.
 """
@@ -20,20 +21,28 @@ import time
 
 from absl import app, flags, logging
 import jax
-import numpy as np
 
 from aigc_jax import checkpoint, evaluators, sharding, tasks, writers
 from aigc_jax.errors import ConfigError
-from aigc_jax.evaluators import fid
+from aigc_jax.evaluators import compositions, fid
 
 FLAGS = flags.FLAGS
 
 
-def _scorer(config) -> str:
-  for ec in config.evals.values():
-    if ec.get("type") == "fid" and ec.get("classifier_workdir"):
-      return ec.classifier_workdir
-  raise ConfigError("The run has no FID evaluator with a classifier_workdir to score with.")
+SCORERS = ("fid", "compositions")  # class- or un-conditional runs; text-to-image runs
+KEPT = ("fid", "is", "fid_floor", "label_agreement", "digit_accuracy", "relation_accuracy",
+        "exact_accuracy")
+
+
+def _scorer(config) -> tuple[str, str]:
+  """(evaluator type, classifier workdir): the run's compositions scorer if it has one (text
+  to image: digits and relations), else its FID evaluator's."""
+  for kind in reversed(SCORERS):
+    for ec in config.evals.values():
+      if ec.get("type") == kind and ec.get("classifier_workdir"):
+        return kind, ec.classifier_workdir
+  raise ConfigError("The run has no FID or compositions evaluator with a classifier_workdir to "
+                    "score with.")
 
 
 def score(workdir: str, settings: list[dict], split: str, samples: int, batch: int,
@@ -56,18 +65,20 @@ def score(workdir: str, settings: list[dict], split: str, samples: int, batch: i
     task = tasks.get_task(config)
     ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,
                              variables_sharding=None, splits=splits)
-    ec = evaluators.resolve(evaluators.spec("fid", split=split, samples=samples,
-                                            batch_size=batch,
-                                            classifier_workdir=_scorer(config)), config)
+    kind, scorer = _scorer(config)
+    extra = {"grid": 0} if kind == "compositions" else {}
+    ec = evaluators.resolve(evaluators.spec(kind, split=split, samples=samples, batch_size=batch,
+                                            classifier_workdir=scorer, **extra), config)
     # Replicated over the mesh, beside the scorer's parameters (fid.make places them so).
     variables = jax.device_put(dict(trained.variables), jax.sharding.NamedSharding(
         mesh, jax.sharding.PartitionSpec()))
     if not s["ema"]:
       variables.pop("ema", None)
     t = time.perf_counter()
-    out = fid.make("curve", ec, ctx)(variables, trained.step, None)
-    record.update({k: out[k] for k in ("fid", "is", "fid_floor", "label_agreement") if k in out},
-                  seconds=time.perf_counter() - t, step=trained.step)
+    make = compositions.make if kind == "compositions" else fid.make
+    out = make("curve", ec, ctx)(variables, trained.step, None)
+    record.update({k: out[k] for k in KEPT if k in out}, seconds=time.perf_counter() - t,
+                  step=trained.step)
     print(json.dumps(record), flush=True)
     done.append(record)
     seen.add(key(record))
@@ -103,15 +114,21 @@ def plot(records: list[dict], directory: str, split: str) -> list[str]:
                   if len({r["guidance"] for r in records if r["steps"] == n and r["ema"]}) > 1)
   for n in guided:
     name = _most_common([r["name"] for r in records if r["steps"] == n])  # the curve's sampler
-    pts = sorted((r["guidance"], r["fid"], r.get("label_agreement", np.nan))
-                 for r in records if r["steps"] == n and r["ema"] and r["name"] == name)
-    w, f, a = zip(*pts)
+    chosen = [r for r in records if r["steps"] == n and r["ema"] and r["name"] == name]
+    chosen.sort(key=lambda r: r["guidance"])
+    w = [r["guidance"] for r in chosen]
     fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(w, f, marker="o", color="C0")
+    ax.plot(w, [r["fid"] for r in chosen], marker="o", color="C0")
     ax.set(xlabel="guidance weight w", ylabel=f"FID ({split})")
     ax2 = ax.twinx()
-    ax2.plot(w, 100 * np.asarray(a), marker="s", color="C1")
-    ax2.set_ylabel("class agreement (%)", color="C1")
+    shown = [k for k in ("label_agreement", "digit_accuracy", "relation_accuracy")
+             if k in chosen[0]]
+    for i, k in enumerate(shown):
+      ax2.plot(w, [100 * r[k] for r in chosen], marker="s^v"[i], color=f"C{i + 1}",
+               label=k.replace("_", " "))
+    ax2.set_ylabel("class agreement (%)" if shown == ["label_agreement"] else "accuracy (%)")
+    if len(shown) > 1:
+      ax2.legend(loc="center right")
     ax.set_title(f"classifier-free guidance, {n} sampler steps")
     ax.grid(alpha=0.3)
     paths.append(writers.save_figure(fig, os.path.join(directory, f"guidance_{n}steps.png")))
@@ -139,7 +156,8 @@ def main(argv=None):
         raise ConfigError(f"{FLAGS.workdir} is a {config.task!r} run; sampler curves need a "
                           "diffusion run.")
       own = config.sampler
-      g = 1.0 if config.model.get("num_classes", 0) == 0 else own.guidance
+      conditional = config.model.get("num_classes", 0) > 0 or bool(config.model.get("text"))
+      g = own.guidance if conditional else 1.0
       settings = [{"name": n, "steps": int(k), "guidance": g, "ema": True}
                   for n in FLAGS.samplers for k in FLAGS.steps]
       settings += [{"name": own.name, "steps": FLAGS.guidance_steps, "guidance": float(w),
