@@ -11,11 +11,14 @@ Evaluators: held-out loss, a sample grid, a denoising strip, FID/IS with the pro
 classifier (the default chooses its best checkpoint on the validation FID; the reported FID is
 on test after the last step), bits per dimension on the test images (VDM's bound).
 
-Measured (2-core AMD EPYC, jax 0.12.1, seed 0, one run, idle machine; FID on 2,000 samples
-against the test carve's floor 1.211, DDPM 20 steps): `quick` FID 38.05, IS 7.25,
-4.57 ± 0.15 bits/dim, 7 min 45 s (1,200 steps). Misses issue 24's FID target (<= 10); the
-conditional and default variants are not measured with this recipe yet (the first recipe's
-`cond_quick`, 2,000 steps: FID 20.51, class agreement 70.5% at guidance 2, 15 min 5 s).
+Measured (jax 0.12.1, seed 0, one run each; FID on 2,000 samples against the test carve, DDPM
+20 steps): `quick` FID 38.05, IS 7.25, 4.57 ± 0.15 bits/dim, 7 min 45 s idle on a 2-core AMD
+EPYC (1,200 steps; floor 1.211); the default (6,000 steps, a 2-core Intel Xeon) FID 13.75, IS 8.29, 3.79 ± 0.07 bits/dim
+(floor 1.248; 10.47 with DDPM at 100 steps), 48 min 50 s with other work sharing the cores
+(flow_mnist's idle run of the same size: 33 min 18 s). Both miss issue 24's FID targets (<= 10,
+<= 4); flow_mnist's objective does better on the same U-Net. The conditional variants are not
+measured with this recipe (the first recipe's `cond_quick`, 2,000 steps: FID 20.51, class
+agreement 70.5% at guidance 2, 15 min 5 s).
 Full results and notes: docs/results.md, section 'Diffusion and flow matching'.
 """
 

@@ -9,8 +9,9 @@ Commands (VARIANT: quick, cond_quick, cond; the default is unconditional):
 
 The recipe, evaluators and U-Net are ddpm_mnist's; only the process and the target differ.
 
-Measured (2-core AMD EPYC, jax 0.12.1, seed 0, one run each, idle machine; FID on 2,000
-samples against the test carve, floor 1.211, 1.248 for the default runs' retrained scorer):
+Measured (jax 0.12.1, seed 0, one run each, idle machine: the quick variants on a 2-core AMD
+EPYC, the defaults on a 2-core Intel Xeon; FID on 2,000 samples against the test carve, floor
+1.211, 1.248 for the default runs' retrained scorer):
 - `quick` (1,200 steps): FID 23.31, IS 7.86, 7.56 ± 0.24 bits/dim, 7 min 54 s.
 - default (6,000 steps, DDPM 20): FID 7.58, IS 8.71, 6.52 ± 0.11 bits/dim, 33 min 18 s;
   the same checkpoint with DDPM at 100 steps (chosen on validation): FID 4.56.

@@ -12,11 +12,11 @@ from aigc_jax.data.builders import mnist_captions, mnist_idx
 from aigc_jax.errors import ConfigError
 
 # The grammar as the module's docstring states it, written out independently of its tables.
-_NOUN = r"(?:an? (\w+)|the digit (\d)|the number (\w+))"
+_NOUN = r"(?:an? (\w+)|the digit (\w+)|the number (\w+))"
 _REL = (r"(left of|to the left of|on the left of|right of|to the right of|on the right of|"
         r"above|over|on top of|below|under|beneath)")
-_PAIR = re.compile(rf"^(?:there is )?{_NOUN}(?: is)? {_REL} {_NOUN}$")
-_SINGLE = re.compile(rf"^(?:just )?{_NOUN}(?: alone| on its own)?$")
+_PAIR = re.compile(rf"^(?:there is |here is |we see )?{_NOUN}(?: is)? {_REL} {_NOUN}$")
+_SINGLE = re.compile(rf"^(?:just |here is |this is |we see )?{_NOUN}(?: alone| on its own)?$")
 _WORDS = "zero one two three four five six seven eight nine".split()
 _SIDE = {"left": (1, 0), "right": (1, 1), "above": (2, 0), "over": (2, 0), "top": (2, 0),
          "below": (2, 1), "under": (2, 1), "beneath": (2, 1)}

@@ -1,7 +1,9 @@
 """Image-text retrieval recall@k, both ways, over every pair of a captioned split: for each
 image, is its caption among the k captions nearest to it (i2t), and for each caption, is its
-image among the k nearest images (t2i)? Captions identical to the true one count as hits, since
-a grammar-made caption set repeats some ("a 3") and nothing can tell those apart.
+image among the k nearest images (t2i)? Pairs that say the same thing are interchangeable and
+count as hits: on a composed data set (mnist_captions: `digits` and `layout` features) every
+caption of the same composition, in whatever words ("a 3 above a 5", "the number five below
+the digit 3"); otherwise identical captions.
 """
 
 import jax
@@ -20,7 +22,8 @@ def check(name, ec, config) -> None:
 
 
 def recall_at_k(sim_NN: np.ndarray, groups_N: np.ndarray, ks) -> dict:
-  """{i2t_r{k}, t2i_r{k}}: sim[i, j] = image i against caption j; groups: equal captions."""
+  """{i2t_r{k}, t2i_r{k}}: sim[i, j] = image i against caption j; groups: pairs that say the
+  same thing."""
   out = {}
   for way, s in (("i2t", sim_NN), ("t2i", sim_NN.T)):
     order = np.argsort(-s, axis=1, kind="stable")
@@ -48,7 +51,9 @@ def make(name, ec, ctx):
       u, v = both(variables, batch["input"], batch["caption"])
       us.append(evaluators.to_host(u)[mask])
       vs.append(evaluators.to_host(v)[mask])
-      ids.append(evaluators.to_host(batch["caption"])[mask])
+      what = [batch[k] for k in ("layout", "digits") if k in batch] or [batch["caption"]]
+      ids.append(np.concatenate([evaluators.to_host(x).reshape(len(mask), -1)
+                                 for x in what], axis=1)[mask])
     u, v, ids = np.concatenate(us), np.concatenate(vs), np.concatenate(ids)
     _, groups = np.unique(ids, axis=0, return_inverse=True)
     return recall_at_k(u @ v.T, groups.reshape(-1), ec.ks)

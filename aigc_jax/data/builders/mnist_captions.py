@@ -2,8 +2,9 @@
 
 One or two 28x28 digits of an `mnist_idx` config (mnist, fashion_mnist, kmnist) on a square
 canvas, side by side or one above the other, with a caption drawn from a small grammar: noun
-phrases ("a 3", "the digit three"), relations with synonyms ("above", "on top of", "over") and
-several templates, spoken from either digit ("a 3 above a 5" = "a 5 below a 3"). Digits come
+phrases ("a 3", "the digit three", "the number 3"), relations with synonyms ("above", "on top
+of", "over") and several templates ("there is ...", "we see ..."), spoken from either digit ("a 3
+above a 5" = "a 5 below a 3"). Digits come
 from the carve's split of the same name, so no digit image is on both sides.
 
 A composition is (layout, first digit, second digit), first = left or top. `held_out` names the
@@ -36,8 +37,10 @@ RELATIONS = {  # (layout, the mentioned digit's slot) -> phrases
     (2, 0): ("above", "over", "on top of"),
     (2, 1): ("below", "under", "beneath"),
 }
-PAIR_TEMPLATES = ("{a} {rel} {b}", "{a} is {rel} {b}", "there is {a} {rel} {b}")
-SINGLE_TEMPLATES = ("{a}", "{a} alone", "just {a}", "{a} on its own")
+PAIR_TEMPLATES = ("{a} {rel} {b}", "{a} is {rel} {b}", "there is {a} {rel} {b}",
+                  "here is {a} {rel} {b}", "we see {a} {rel} {b}")
+SINGLE_TEMPLATES = ("{a}", "{a} alone", "just {a}", "{a} on its own", "here is {a}",
+                    "this is {a}", "we see {a}")
 NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 DIGIT = 28
 _ITEM = re.compile(r"^\s*(\d)\s*(?:&\s*(\d)|\s(left|right|above|below))\s*$")
@@ -125,8 +128,8 @@ def _a(word: str) -> str:
 def mentions(label: int, names: list[str]) -> list[str]:
   """Noun phrases naming a class: digits by numeral and by word, other classes by name."""
   if names == [str(i) for i in range(10)]:
-    return [_a(str(label)), f"the digit {label}", _a(NUMBER_WORDS[label]),
-            f"the number {NUMBER_WORDS[label]}"]
+    return [p for n in (str(label), NUMBER_WORDS[label])
+            for p in (_a(n), f"the digit {n}", f"the number {n}")]
   name = names[label].lower()
   return [_a(name), f"the {name}"]
 
