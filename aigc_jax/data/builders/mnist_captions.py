@@ -172,7 +172,12 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """Images of one or two digits with captions; configs are made per mnist_idx config."""
 
   name = "mnist_captions"
-  VERSION = tfds.core.Version("1.0.0")  # digits kept whole on the canvas
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+      "1.1.0": "Digits kept whole on the canvas; numeral and word in every noun phrase, more "
+               "templates ('here is', 'we see', 'this is').",
+      "1.0.0": "One or two carve digits on a canvas with grammar-made captions.",
+  }
   MANUAL_DOWNLOAD_INSTRUCTIONS = mnist_idx.Builder.MANUAL_DOWNLOAD_INSTRUCTIONS
 
   def _info(self):
