@@ -14,6 +14,13 @@ from the caption grammar ("a photo of the digit three"), each template alone and
 with the grammar's own phrases for comparison; the linear probe on the image encoder (trained on
 the 7,000 training digits) as its upper bound; image <-> caption retrieval recall@1/5 on the test
 pairs and on the held-out compositions. Choices read the validation splits; test is reported.
+
+Measured (`quick`, 600 steps of batch 256; 2-core Intel Xeon, jax 0.12.1, seed 0, one run, idle,
+December 7 2026): zero-shot on the test digits 73.7% with the unseen templates (each alone 72.8 /
+60.2 / 80.3%), 94.0% with the grammar's phrases; linear probe 97.2%; retrieval R@1 image -> text
+55.5%, text -> image 66.2% (held-out compositions 57.1% / 43.7%); 4 min 23 s. Misses issue 25's
+zero-shot target (>= 90%, within 5 points of the probe). The default is not measured yet.
+Full results and notes: docs/results.md, section 'Image and text'.
 """
 
 import ml_collections

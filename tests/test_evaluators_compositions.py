@@ -53,6 +53,8 @@ def test_slot_crops_centre_each_digit_alone(data_dir):
 
 def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
   c = t2i_mnist.get_config("quick")
+  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2)
+  c.model.text.update(num_layers=1, width=32)
   model = models.get_model(c.model, vocab_size=30)
   x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
   cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)

@@ -78,9 +78,10 @@ def sample_grid(workdir: str, num: int, seed: int, out: str = "", sampler: dict 
       raise ConfigError(f"The run in {workdir} draws from captions: pass --caption='a 3 above "
                         "a 5' (several --caption flags for several rows).")
     ids = encode_captions(workdir, config, captions)
-    config.model.vocab_size = config.model.vocab_size or int(tokenizers.load(
-        os.path.join(workdir, tokenizers.WORKDIR_FILE)).vocab_size)
-    labels, per = np.repeat(ids, num, axis=0), num
+    with config.unlocked():  # the tokenizer's vocabulary, without the data set it came from
+      config.model.vocab_size = config.model.get("vocab_size") or int(tokenizers.load(
+          os.path.join(workdir, tokenizers.WORKDIR_FILE)).vocab_size)
+    caption_ids = np.repeat(ids, num, axis=0)  # a row of `num` images per caption
   elif captions:
     encode_captions(workdir, config, captions)  # raises: not a caption model
   if sampler:
@@ -94,8 +95,9 @@ def sample_grid(workdir: str, num: int, seed: int, out: str = "", sampler: dict 
                       f"{sorted(task.eval_fns)}).")
   default = task.eval_fns.get("labels", lambda n, grouped: None)
   explicit = bool(labels) and not captions
+  per = num
   if captions:
-    num = len(labels)
+    labels, num = caption_ids, len(caption_ids)
   elif labels:
     if default(1, True) is None:
       raise ConfigError(f"--labels needs a class-conditional model; the run in {workdir} is "
