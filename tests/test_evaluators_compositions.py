@@ -77,6 +77,42 @@ def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
   assert not np.allclose(moved[0], base[0], atol=1e-4)
 
 
+def test_cross_attention_reads_the_caption_and_ignores_its_padding():
+  c = t2i_mnist.get_config("quick")
+  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2, cross_attention_at=(14, 7))
+  c.model.text.update(num_layers=1, width=32)
+  model = models.get_model(c.model, vocab_size=30)
+  x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
+  cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)
+  v = model.init(jax.random.PRNGKey(0), x, t, cap)
+  assert set(v["params"]["caption"]) == {"text", "proj", "null", "null_token"}
+  assert {"down0_attn0_x", "down1_attn0_x", "mid_attn_x", "up0_attn1_x"} <= set(v["params"])
+  # Zero-initialised outputs hide every path; move all weights off their initial values.
+  params = jax.tree.map(lambda p: p + 0.05 * jnp.cos(jnp.arange(p.size).reshape(p.shape)),
+                        v["params"])
+  run = lambda p, cap: np.asarray(model.apply({"params": p}, x + 0.3, t, cap))
+  base = run(params, cap)
+  # More padding changes nothing: the context's lengths mask it.
+  padded = jnp.concatenate([cap, jnp.full((3, 5), -1, jnp.int32)], axis=1)
+  np.testing.assert_allclose(run(params, padded), base, rtol=1e-5, atol=1e-5)
+  # The empty caption reads the null token alone, whatever the text tower's weights; the
+  # captions move with them, and through the cross-attention, not only the pooled embedding.
+  text = jax.tree.map(lambda w: w + 0.1, params["caption"]["text"])
+  moved = run({**params, "caption": {**params["caption"], "text": text}}, cap)
+  np.testing.assert_array_equal(moved[1], base[1])
+  assert not np.allclose(moved[0], base[0], atol=1e-4)
+  blind = {k: (jax.tree.map(jnp.zeros_like, w) if k.endswith("_x") else w)
+           for k, w in params.items()}
+  blind_moved = {**blind, "caption": {**blind["caption"], "text": text}}
+  # Without the cross-attention, only the pooled path carries the caption: a different image.
+  assert not np.allclose(run(blind_moved, cap)[0] - run(blind, cap)[0], moved[0] - base[0],
+                         atol=1e-4)
+  with pytest.raises(ConfigError, match="model.text is empty"):
+    models.get_model({**c.model.to_dict(), "text": {}})
+  with pytest.raises(ConfigError, match=r"its levels are \[14, 7\]"):
+    models.get_model({**c.model.to_dict(), "cross_attention_at": (28,)}, vocab_size=30)
+
+
 def test_the_clip_text_tower_has_the_denoisers_caption_tower_shapes():
   clip = models.get_model(clip_mnist.get_config("quick").model, vocab_size=30)
   unet = models.get_model(t2i_mnist.get_config("quick").model, vocab_size=30)

@@ -150,16 +150,6 @@ def test_an_untrained_unet_bound_is_the_log_snr_range(data_dir, tfds_dir):
     assert bpd.mean() == pytest.approx(want, rel=0.0064)  # 4 std
 
 
-def test_loss_falls_on_real_digits(data_dir, tfds_dir, tmp_path):
-  c = _tiny(tfds_dir, data_dir, num_steps=40, log_every_steps=10, eval_every_steps=40)
-  c.optim.update(lr=3e-3, warmup_steps=10)
-  del c.evals["likelihood"], c.evals["samples"]
-  train.run(c, str(tmp_path))
-  losses = [m["loss"] for m in helpers.metrics(str(tmp_path))]
-  # Predicting eps = 0 scores 1 (unit-variance noise); a learning model drops well below it.
-  assert losses[0] > 0.6 and losses[-1] < 0.5 * losses[0], losses
-
-
 def test_guided_sampling_is_deterministic_and_uses_both_branches(data_dir, tfds_dir):
   c = _tiny(tfds_dir, data_dir, variant="cond_quick")
   task = get_task(c)
@@ -276,21 +266,22 @@ def test_one_device_equals_the_8_device_mesh(data_dir, tfds_dir, tmp_path):
   assert s8["test_loss"] == pytest.approx(s1["test_loss"], rel=1e-4)
 
 
-def test_bfloat16_trains_like_float32_and_computes_in_bfloat16(data_dir, tfds_dir, tmp_path):
+def test_loss_falls_on_real_digits_alike_in_bfloat16_and_float32(data_dir, tfds_dir, tmp_path):
   losses = {}
   for dtype in ("float32", "bfloat16"):
-    c = _tiny(tfds_dir, data_dir, num_steps=30, log_every_steps=10, eval_every_steps=30,
-              checkpoint_every_steps=30)
+    c = _tiny(tfds_dir, data_dir, num_steps=40, log_every_steps=10, eval_every_steps=40,
+              checkpoint_every_steps=40)
     c.optim.update(lr=3e-3, warmup_steps=10)
     del c.evals["likelihood"], c.evals["denoising"]
     c.compute_dtype = dtype
     s = train.run(c, str(tmp_path / dtype))
     losses[dtype] = [m["loss"] for m in helpers.metrics(str(tmp_path / dtype))]
     assert np.isfinite(s["test_loss"])
-  # Same data, noise and init: bfloat16's rounding moves the losses by well under 5%, and both
-  # learn (predicting eps = 0 scores 1).
+  # Same data, noise and init: bfloat16's rounding moves the losses by well under 5%.
   np.testing.assert_allclose(losses["bfloat16"], losses["float32"], rtol=0.05)
-  assert losses["bfloat16"][-1] < 0.7 * losses["bfloat16"][0]
+  # Predicting eps = 0 scores 1 (unit-variance noise); a learning model drops well below it.
+  f32 = losses["float32"]
+  assert f32[0] > 0.6 and f32[-1] < 0.5 * f32[0], f32
   # The policy gives the U-Net the compute dtype: its convolutions run in bfloat16.
   c.compute_dtype = "bfloat16"
   from aigc_jax.options import precision

@@ -96,12 +96,17 @@ class Model(nn.Module):
 class TextCondition(nn.Module):
   """Caption ids [B, L] -> [B, features]: the clip model's text tower (same parameters, so a
   clip run's `text` subtree loads into it), its unit embedding through a dense layer. A caption
-  of padding only is "no caption" (classifier-free guidance's null) and gets a learned vector."""
+  of padding only is "no caption" (classifier-free guidance's null) and gets a learned vector.
+
+  context=True also returns what cross-attention reads: the tower's token states after a learned
+  null token, [B, 1 + L, width], and how many of them are real, [B] (1 for "no caption", whose
+  queries then attend to the null token alone)."""
   text: Mapping
   vocab_size: int
   embed_dim: int
   pooling: str
   features: int
+  context: bool = False
 
   @nn.compact
   def __call__(self, tokens_BL):
@@ -114,9 +119,17 @@ class TextCondition(nn.Module):
     # A row of padding only would attend to nothing (NaN, whose gradient survives the where
     # below); the tower reads zeros there instead, and the null vector replaces its output.
     safe = jnp.where(has_text, tokens_BL, jnp.zeros_like(tokens_BL))
-    e = Dense(self.features, names=("mlp", "embed"), name="proj")(unit(tower(safe)))
+    pooled, h_BLD = tower.head_and_states(safe)
+    e = Dense(self.features, names=("mlp", "embed"), name="proj")(unit(pooled))
     null = self.param("null", nn.initializers.normal(0.02), (self.features,))
-    return jnp.where(has_text, e, null.astype(e.dtype))
+    e = jnp.where(has_text, e, null.astype(e.dtype))
+    if not self.context:
+      return e
+    null_token = self.param("null_token", nn.initializers.normal(0.02), (h_BLD.shape[-1],))
+    ctx = jnp.concatenate([jnp.broadcast_to(null_token, h_BLD[:, :1].shape), h_BLD], axis=1)
+    # Captions are padded at the end (data.packing="examples"), so the real tokens lead.
+    lengths = 1 + jnp.sum(tokens_BL >= 0, axis=1).astype(jnp.int32)
+    return e, ctx, lengths
 
 
 def check_condition(m) -> None:
@@ -127,12 +140,17 @@ def check_condition(m) -> None:
     raise ConfigError("model.num_classes and model.text are both set: condition on class labels "
                       "or on captions, not both.")
   object.__setattr__(m, "text", _frozen(m.text))
+  if getattr(m, "cross_attention_at", ()) and not m.text:
+    raise ConfigError(f"model.cross_attention_at={tuple(m.cross_attention_at)} attends to a "
+                      "caption's tokens, but model.text is empty: set model.text (a caption "
+                      "model) or clear cross_attention_at.")
 
 
-def embed_condition(m, cond, width: int):
+def embed_condition(m, cond, width: int, context: bool = False):
   """[B, width]: a denoiser's condition embedded, inside its compact method (params "label" or
   "caption"); None for an unconditional model. `cond` is labels [B] (num_classes, whose index
-  num_classes is "no label") or caption ids [B, L] (text; all padding is "no caption")."""
+  num_classes is "no label") or caption ids [B, L] (text; all padding is "no caption").
+  context=True (captions only): (that embedding, TextCondition's cross-attention context)."""
   if not (m.num_classes or m.text):
     return None
   if cond is None:
@@ -141,5 +159,5 @@ def embed_condition(m, cond, width: int):
                       "pass labels or caption ids (all -1 or index num_classes: none).")
   if m.num_classes:
     return nn.Embed(m.num_classes + 1, width, name="label")(cond)
-  return TextCondition(m.text, m.vocab_size, m.text_dim, m.text_pooling, width,
+  return TextCondition(m.text, m.vocab_size, m.text_dim, m.text_pooling, width, context,
                        name="caption")(cond)

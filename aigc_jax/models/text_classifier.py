@@ -56,12 +56,23 @@ class Model(nn.Module):
     self.head = Dense(self.num_classes, names=("embed", "classes"), name="head")
 
   def __call__(self, tokens_BT, *, train: bool = False):
-    feats = self.features(tokens_BT, train=train)
-    return self.head(self.drop(feats, deterministic=not train))
+    return self.head_and_states(tokens_BT, train=train)[0]
 
   def features(self, tokens_BT, *, train: bool = False):
     """Pooled final hidden states [B, width]."""
-    h_BTD = self.backbone(tokens_BT, train=train, features=True).astype(jnp.float32)
+    return self.pool(tokens_BT, self.states(tokens_BT, train=train))
+
+  def states(self, tokens_BT, *, train: bool = False):
+    """Final hidden states [B, T, width] (what a cross-attending model reads)."""
+    return self.backbone(tokens_BT, train=train, features=True).astype(jnp.float32)
+
+  def head_and_states(self, tokens_BT, *, train: bool = False):
+    """(__call__'s logits, states) from one pass of the backbone."""
+    h_BTD = self.states(tokens_BT, train=train)
+    feats = self.pool(tokens_BT, h_BTD)
+    return self.head(self.drop(feats, deterministic=not train)), h_BTD
+
+  def pool(self, tokens_BT, h_BTD):
     valid_BT = (tokens_BT >= 0).astype(jnp.float32)
     if self.pooling == "last":
       last_B = jnp.maximum(jnp.sum(valid_BT, axis=1).astype(jnp.int32) - 1, 0)

@@ -9,7 +9,8 @@ label embedding with one extra row, index num_classes, the "no label" of classif
 guidance. The output (same shape as the input) is zero-initialised, so training starts from a
 model that predicts 0.
 
-A caption-conditioned model (`text`, models/clip.py) adds its caption's embedding instead.
+A caption-conditioned model (`text`, models/clip.py) adds its caption's embedding instead, and
+at the resolutions in `cross_attention_at` its positions also attend to the caption's tokens.
 
 Input [B, H, W, C] with H and W divisible by patch x 2^(len(multipliers) - 1); t [B]; labels [B],
 caption ids [B, L] or None.
@@ -84,6 +85,29 @@ class AttentionBlock(nn.Module):
     return x + einops.rearrange(out, "b (h w) c -> b h w c", h=H, w=W)
 
 
+class CrossAttentionBlock(nn.Module):
+  """The H x W positions attend to a caption's token states (Imagen's and latent diffusion's
+  text conditioning, where a pooled vector cannot say which digit goes where); residual, output
+  zero-initialised. `ctx` [B, S, D] with `lengths` [B] real entries (the rest padding)."""
+  heads: int
+  groups: int
+  dtype: jnp.dtype | None = None
+
+  @nn.compact
+  def __call__(self, x, ctx, lengths):
+    B, H, W, C = x.shape
+    h = nn.GroupNorm(self.groups, dtype=self.dtype, name="norm")(x)
+    h = einops.rearrange(h, "b h w c -> b (h w) c")
+    q = nn.DenseGeneral((self.heads, C // self.heads), dtype=self.dtype, name="q")(h)
+    ctx = nn.LayerNorm(dtype=self.dtype, name="ctx_norm")(ctx)
+    kv = nn.DenseGeneral((2, self.heads, C // self.heads), dtype=self.dtype, name="kv")(ctx)
+    a = attention.causal_attention(q, kv[:, :, 0].astype(q.dtype), kv[:, :, 1].astype(q.dtype),
+                                   causal=False, lengths=lengths)
+    out = nn.DenseGeneral(C, axis=(-2, -1), dtype=self.dtype, name="out",
+                          kernel_init=nn.initializers.zeros_init())(a)
+    return x + einops.rearrange(out, "b (h w) c -> b h w c", h=H, w=W)
+
+
 def check(m) -> None:
   """Config-time checks, before anything is built or compiled."""
   factor = 2 ** (len(m.multipliers) - 1)
@@ -102,6 +126,11 @@ def check(m) -> None:
                       f"{sorted(widths)} (model.width x model.multipliers).")
   if any(w % m.heads for w in widths):
     raise ConfigError(f"model.heads={m.heads} must divide every level's width {sorted(widths)}.")
+  levels = [m.image_size // m.patch // 2**i for i in range(len(m.multipliers))]
+  if set(m.cross_attention_at) - set(levels):
+    raise ConfigError(f"model.cross_attention_at={tuple(m.cross_attention_at)} names "
+                      f"resolutions the U-Net does not have; its levels are {levels} "
+                      "(image_size / patch / 2^i).")
   clip.check_condition(m)
 
 
@@ -122,6 +151,9 @@ class Model(nn.Module):
   vocab_size: int = 0
   text_dim: int = 64
   text_pooling: str = "mean"
+  # Resolutions whose blocks also cross-attend to the caption's tokens (text only; the pooled
+  # caption embedding joins the time embedding either way).
+  cross_attention_at: tuple = ()
   # > 1: patch x patch pixels folded into channels before the first convolution and unfolded
   # after the last, so the U-Net runs at 1 / patch the resolution (patch^2 fewer FLOPs a level).
   patch: int = 1
@@ -137,16 +169,21 @@ class Model(nn.Module):
     emb = timestep_embedding(t_B, self.width)
     emb = Dense(4 * self.width, names=(None, "mlp"), dtype=d, name="time1")(emb)
     emb = Dense(4 * self.width, names=("mlp", "embed"), dtype=d, name="time2")(nn.silu(emb))
-    c = clip.embed_condition(self, cond, 4 * self.width)
+    c = clip.embed_condition(self, cond, 4 * self.width, context=bool(self.cross_attention_at))
+    ctx = None
+    if isinstance(c, tuple):
+      c, *ctx = c
     if c is not None:
       emb = emb + c
 
     def res(h, features, name):
       return ResBlock(features, self.groups, self.dropout, d, name=name)(h, emb, train)
 
-    def attend(h, name):
-      if h.shape[1] in self.attention_at:
+    def attend(h, name, always=False):
+      if always or h.shape[1] in self.attention_at:
         h = AttentionBlock(self.heads, self.groups, d, name=name)(h)
+      if h.shape[1] in self.cross_attention_at:
+        h = CrossAttentionBlock(self.heads, self.groups, d, name=name + "_x")(h, *ctx)
       return h
 
     p = self.patch
@@ -162,7 +199,7 @@ class Model(nn.Module):
         h = Conv(h.shape[-1], (3, 3), strides=2, padding="SAME", dtype=d, name=f"down{i}")(h)
         skips.append(h)
     h = res(h, h.shape[-1], "mid_res0")
-    h = AttentionBlock(self.heads, self.groups, d, name="mid_attn")(h)
+    h = attend(h, "mid_attn", always=True)
     h = res(h, h.shape[-1], "mid_res1")
     for i, mult in reversed(list(enumerate(self.multipliers))):
       for j in range(self.num_res_blocks + 1):
