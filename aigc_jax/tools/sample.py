@@ -5,7 +5,7 @@
       --temperature=0.8 --top_k=200 [--top_p=0.9]                    # a language model
   python -m aigc_jax.sample --workdir=DIR --num_samples=64 [--out=grid.png]   # GAN, VAE ...
   python -m aigc_jax.sample --workdir=DIR --sampler=heun --steps=20 --guidance=2 --labels=0,1,2
-  python -m aigc_jax.sample --workdir=DIR --caption="a 3 above a 5" --caption="a 7" --guidance=2
+  python -m aigc_jax.sample --workdir=DIR --caption="a 3 above a 5" --caption="a 7" --guidance=6
 
 Reads DIR/config.json and the best checkpoint (DIR/best/, else the latest). A language-model run
 (a tokenizer in DIR) continues the prompt with the key/value-cached sampler
