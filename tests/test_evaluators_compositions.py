@@ -59,7 +59,7 @@ def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
   x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
   cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)
   v = model.init(jax.random.PRNGKey(0), x, t, cap)
-  assert set(v["params"]["caption"]) == {"text", "proj", "null"}
+  assert set(v["params"]["caption"]) == {"text", "proj", "null", "null_token"}
 
   def loss(params, cap):
     return jnp.sum(jnp.square(model.apply({"params": params}, x + 0.3, t, cap)))
