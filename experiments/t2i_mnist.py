@@ -29,7 +29,8 @@ a split), seeds 0-2: seen digit accuracy 44.9% +- 1.0, relation 7.9% +- 1.9; hel
 1; seed 2 shared the cores). `quick` (text tower trained jointly), seed 0: 17.8% / 2.2%, held
 out 21.9% / 1.4%, 8 min 44 s. Both miss issue 25's quick targets (85% / 75%): the layouts are
 right, the digits blotchy. Cross-attention took 33.7% to 42.2% (guidance 2, 1,200 steps),
-guidance 6 to 53.7% on validation. The defaults are not measured yet. Full results and notes: docs/results.md, section 'Image and text'.
+guidance 6 to 53.7% on validation. The defaults are not measured yet. Full results and notes:
+docs/results.md, section 'Image and text'.
 """
 
 import ml_collections

@@ -119,5 +119,6 @@ def test_catalog_names_go_to_tfds(tmp_path):
 
 
 def test_unknown_data_set(tmp_path):
-  with pytest.raises(ConfigError, match=r"Unknown data set 'mnist_idxx'.*mnist1d, mnist_captions, mnist_idx"):
+  with pytest.raises(ConfigError,
+                     match=r"Unknown data set 'mnist_idxx'.*mnist1d, mnist_captions, mnist_idx"):
     pipeline.load_split(_data_config(str(tmp_path), name="mnist_idxx"), "train")

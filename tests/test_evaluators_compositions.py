@@ -51,14 +51,19 @@ def test_slot_crops_centre_each_digit_alone(data_dir):
         assert np.abs(com - ref).max() <= 0.51
 
 
-def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
+def _small_caption_unet(**model):
+  """t2i_mnist:quick's U-Net made small; (config, model, x, t, captions (row 1 empty), vars)."""
   c = t2i_mnist.get_config("quick")
-  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2)
+  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2, **model)
   c.model.text.update(num_layers=1, width=32)
   model = models.get_model(c.model, vocab_size=30)
   x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
   cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)
-  v = model.init(jax.random.PRNGKey(0), x, t, cap)
+  return c, model, x, t, cap, model.init(jax.random.PRNGKey(0), x, t, cap)
+
+
+def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
+  c, model, x, t, cap, v = _small_caption_unet()
   assert set(v["params"]["caption"]) == {"text", "proj", "null", "null_token"}
 
   def loss(params, cap):
@@ -78,13 +83,7 @@ def test_an_empty_caption_is_the_null_condition_with_finite_gradients():
 
 
 def test_cross_attention_reads_the_caption_and_ignores_its_padding():
-  c = t2i_mnist.get_config("quick")
-  c.model.update(width=16, num_res_blocks=1, groups=4, heads=2, cross_attention_at=(14, 7))
-  c.model.text.update(num_layers=1, width=32)
-  model = models.get_model(c.model, vocab_size=30)
-  x, t = jnp.zeros((3, 56, 56, 1)), jnp.full((3,), 0.5)
-  cap = jnp.array([[1, 2, 3, -1], [-1, -1, -1, -1], [4, -1, -1, -1]], jnp.int32)
-  v = model.init(jax.random.PRNGKey(0), x, t, cap)
+  c, model, x, t, cap, v = _small_caption_unet(cross_attention_at=(14, 7))
   assert set(v["params"]["caption"]) == {"text", "proj", "null", "null_token"}
   assert {"down0_attn0_x", "down1_attn0_x", "mid_attn_x", "up0_attn1_x"} <= set(v["params"])
   # Zero-initialised outputs hide every path; move all weights off their initial values.
