@@ -163,7 +163,13 @@ def tree_shardings(abstract_tree, mesh: Mesh, rules=LOGICAL_RULES):
   return jax.tree.map(leaf, abstract_tree, is_leaf=_is_box)
 
 
-def host_to_global(local_batch, mesh: Mesh):
-  """Per-host numpy batch -> global jax arrays split over the batch axes of the mesh."""
+def host_to_global(local_batch: dict, mesh: Mesh):
+  """Per-host numpy batch -> global jax arrays split over the batch axes of the mesh. Text
+  features (raw captions a task does not read) stay on the host: a device holds numbers."""
   sharding = batch_sharding(mesh)
-  return jax.tree.map(lambda x: jax.make_array_from_process_local_data(sharding, x), local_batch)
+  return {k: jax.make_array_from_process_local_data(sharding, x)
+          for k, x in local_batch.items() if numeric(x)}
+
+
+def numeric(x) -> bool:
+  return np.asarray(x).dtype.kind in "biuf"

@@ -3,6 +3,7 @@ active options (aigc_jax/options/), and `prepare`, which builds both alike for t
 ahead-of-time compiles."""
 
 import functools
+import operator
 from typing import Any, Callable, NamedTuple
 
 import einops
@@ -264,8 +265,14 @@ def make_train_step(task: Task, tx, state_shardings, batch_sharding, hooks: Hook
       # instead of remembering the random initialisation for 1 / (1 - d) steps.
       t = state.step.astype(jnp.float32)
       d = jnp.minimum(task.ema_decay, (1.0 + t) / (10.0 + t))
-      model_state = dict(model_state, ema=jax.tree.map(
-          lambda e, p: d * e + (1.0 - d) * p, model_state["ema"], _ema_source(task, params)))
+      mix = lambda e, p: d * e + (1.0 - d) * p
+      source = _ema_source(task, params)
+      if frozen is None:
+        ema = jax.tree.map(mix, model_state["ema"], source)
+      else:  # a frozen parameter's average is itself, bit for bit (d e + (1 - d) e rounds)
+        ema = jax.tree.map(lambda f, e, p: e if f else mix(e, p), _ema_source(task, frozen),
+                           model_state["ema"], source)
+      model_state = dict(model_state, ema=ema)
     metrics = dict(metrics, param_norm=losses.l2_norm(params))
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state,
                               model_state=model_state)
@@ -307,6 +314,9 @@ def prepare(config, task: Task, mesh, spec: dict, num_steps: int, active: list) 
   abstract_params = unbox(jax.eval_shape(task.init, rng, model_spec)["params"])
   frozen_fn, masks_fn = options.first(active, "frozen"), options.first(active, "masks")
   frozen = frozen_fn(abstract_params) if frozen_fn else None
+  if task.fixed:
+    fixed = trees.select(task.fixed, abstract_params, "the task's fixed parameters")
+    frozen = fixed if frozen is None else jax.tree.map(operator.or_, frozen, fixed)
   if masks_fn:
     masks_fn(abstract_params)
   if config.optim.name == "muon" and not task.players:

@@ -252,7 +252,10 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
   if not start:
     loaded = options.first(active, "loaded")
-    state = parts.init(loaded(parts.abstract_params) if loaded else None)
+    loaded = loaded(parts.abstract_params) if loaded else {}
+    if task.pretrained:
+      loaded.update(task.pretrained(parts.abstract_params))
+    state = parts.init(loaded)
 
   whole_train = {} if config.data.labels_per_class else {config.data.train_split: split}
   ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,

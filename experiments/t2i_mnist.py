@@ -36,14 +36,17 @@ docs/results.md, section 'Image and text'.
 import ml_collections
 
 from aigc_jax import config as config_lib
-from experiments import clip_mnist
+from experiments import ae_captions, clip_mnist
 
-VARIANTS = ("", "quick", "clip", "clip_quick")
+PARTS = ("quick", "clip", "latent")  # combined with "_" or ",": clip_quick, latent_clip_quick
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  arg = config_lib.variant(arg, "t2i_mnist", VARIANTS)
-  quick = "quick" in arg
+  chosen = set(filter(None, (arg or "").replace(",", "_").split("_")))
+  if chosen - set(PARTS):
+    raise ValueError(f"Unknown variant {arg!r} of t2i_mnist: combine {', '.join(PARTS)} with "
+                     "'_' (e.g. clip_quick, latent_clip_quick), or none.")
+  quick = "quick" in chosen
   clip = clip_mnist.get_config("quick")
   c = config_lib.get_config(task="diffusion")
   c.diffusion.update(process="flow", prediction="velocity", label_dropout=0.1)
@@ -65,7 +68,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   # Guidance 6: the best digit and relation accuracy and FID of 0-14 on the validation
   # captions (sampler_curves --guidance, docs/results.md).
   c.sampler.update(name="ddpm", steps=20, guidance=6.0)
-  if arg.startswith("clip"):  # clip_mnist's text tower, frozen
+  if "latent" in chosen:  # diffuse ae_captions' 14x14x4 codes; its decoder draws the strokes
+    c.diffusion.autoencoder.model = ae_captions.model()
+    c.model.update(image_size=14, channels=4, patch=1)
+  if "clip" in chosen:  # clip_mnist's text tower, frozen
     c.init.update(workdir="", checkpoint="latest", map="caption/text<-text")
     c.freeze = "^caption/text/"
   # Labels-driven evaluators do not apply: captions come from the data.

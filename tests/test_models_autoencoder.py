@@ -55,6 +55,26 @@ def test_conv_colour_images_and_three_levels():
   assert [dec[f"up_{i}"]["conv"]["kernel"][-2:] for i in range(3)] == [(8, 8), (8, 4), (4, 4)]
 
 
+def test_spatial_code_is_a_bounded_feature_map_the_decoder_reads():
+  model = autoencoder.Model(kind="spatial", hidden=(4, 8), latent_dim=3, image_shape=(56, 56, 1))
+  x = jax.random.uniform(jax.random.PRNGKey(0), (2, 56, 56, 1), minval=-1.0, maxval=1.0)
+  v = model.init(jax.random.PRNGKey(1), x)
+  # Large inputs drive the code into tanh's tails: bounded, as a diffusion model's data is.
+  code = model.apply(v, 100.0 * x, method=model.encode)
+  assert code.shape == (2, 14, 14, 3)
+  assert float(jnp.abs(code).max()) <= 1.0 and float(jnp.abs(code).max()) > 0.99
+  np.testing.assert_allclose(model.apply(v, x), model.apply(
+      v, model.apply(v, x, method=model.encode), method=model.decode), atol=1e-6)
+  # Codes are local: a change in one corner of the image leaves the far corner's code alone.
+  y = x.at[:, :8, :8].set(1.0)
+  far = lambda img: model.apply(v, img, method=model.encode)[:, 8:, 8:]
+  np.testing.assert_array_equal(far(x), far(y))
+  assert not np.allclose(model.apply(v, x, method=model.encode)[:, :2, :2],
+                         model.apply(v, y, method=model.encode)[:, :2, :2])
+  dec = _shapes(v)["params"]["decoder"]
+  assert dec["project"]["Conv_0"]["kernel"] == (3, 3, 3, 8)
+
+
 @pytest.mark.parametrize("variational,code_width", [(False, 20), (True, 40)])
 def test_flax_reference_vae_is_784_500_20(variational, code_width):
   model = autoencoder.Model(kind="mlp", hidden=(500,), latent_dim=20, variational=variational)
@@ -119,6 +139,9 @@ def test_every_weight_has_logical_axis_names(fields):
     (lambda: autoencoder.Model(kind="conv", hidden=(8, 16, 32)), "divisible by 8"),
     (lambda: autoencoder.Model(kind="conv", hidden=()), "at least one channel"),
     (lambda: autoencoder.Model(latent_dim=0), "latent_dim=0"),
+    (lambda: autoencoder.Model(kind="spatial", hidden=()), "kind='spatial' needs at least one"),
+    (lambda: autoencoder.Model(kind="spatial", hidden=(4,), variational=True).init(
+        jax.random.PRNGKey(0), X), "codes are deterministic"),
     (lambda: autoencoder.Model(weight_init="xavier"), "weight_init='xavier'"),
     (lambda: autoencoder.Encoder(kind="transformer"), "kind='transformer'"),
     (lambda: autoencoder.Decoder(kind="conv", hidden=(4, 4), image_shape=(30, 28, 1)),

@@ -1,6 +1,7 @@
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 import pytest
 from jax.sharding import PartitionSpec as P
 
@@ -34,6 +35,13 @@ def test_batch_not_divisible_names_the_fix():
   with pytest.raises(ConfigError, match=r"data.batch_size=100 is not divisible .* multiple of 8"):
     sharding.check_batch_size(100, mesh)
   sharding.check_batch_size(96, mesh)
+
+
+def test_text_features_stay_on_the_host():
+  mesh = sharding.make_mesh({"data": -1, "fsdp": 1, "tensor": 1})
+  batch = {"input": np.ones((8, 3), np.float32), "caption": np.array([b"a 3 above a 5"] * 8)}
+  out = sharding.host_to_global(batch, mesh)
+  assert set(out) == {"input"} and out["input"].shape == (8, 3)
 
 
 class _Named(nn.Module):

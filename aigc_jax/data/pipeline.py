@@ -127,6 +127,8 @@ def eval_batches(split: splits.Split, *, local_batch: int, process_index: int, p
 
 
 def batch_spec(split: splits.Split, global_batch: int) -> dict:
-  """Abstract global batch: what models are initialised and the step is compiled with."""
+  """Abstract global batch: what models are initialised and the step is compiled with (text
+  features stay on the host, see sharding.host_to_global)."""
   return {k: jax.ShapeDtypeStruct((global_batch,) + tuple(shape), dtype)
-          for k, (shape, dtype) in split.example_spec().items()}
+          for k, (shape, dtype) in split.example_spec().items()
+          if np.dtype(dtype).kind in "biuf"}

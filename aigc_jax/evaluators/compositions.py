@@ -12,6 +12,9 @@ way MNIST centres its digits, and classified. Metrics:
   images' crops of the same examples (fid_floor: the real crops against the training split's);
 - real_*: the same scoring of the real images, the ceiling the scorer allows.
 A grid of the first `grid` captions beside their images is written to samples/.
+
+`fn="reconstruct"` scores the task's reconstructions of the real images instead of samples
+(an autoencoder's round trip): the ceiling that autoencoder sets for a latent generator.
 """
 
 import os
@@ -35,13 +38,17 @@ DEFAULTS = {
     "classifier_data": "mnist_idx",  # the single digits it is trained on
     "value_range": (-1.0, 1.0),
     "seed_offset": 4,
+    "fn": "sample",  # sample: images drawn from the captions | reconstruct: real images' round trip
 }
+FNS = ("sample", "reconstruct")
 
 
 def check(name, ec, config) -> None:
   del config
   if ec.samples < 2:
     raise ConfigError(f"evals.{name}.samples={ec.samples} must be >= 2.")
+  if ec.fn not in FNS:
+    raise ConfigError(f"evals.{name}.fn={ec.fn!r}; valid: {', '.join(FNS)}.")
 
 
 def slot_crops(images01_NHW: np.ndarray, layouts_N: np.ndarray):
@@ -113,7 +120,7 @@ def caption_grid(images01_NHW, captions, marks, path: str, ncol: int = 6) -> Non
 
 def make(name, ec, ctx):
   config = ctx.config
-  sample = ctx.fn("sample", name)
+  sample = ctx.fn(ec.fn, name)
   split = ctx.split(ec.split)
   spec = split.example_spec()
   missing = {"input", "caption", "digits", "layout"} - set(spec)
@@ -126,7 +133,7 @@ def make(name, ec, ctx):
   n = min(ec.samples, len(split))
   data = split.load(np.arange(n))
   lo, hi = ec.value_range
-  to01 = lambda x: (np.asarray(x, np.float32) - lo) / (hi - lo)
+  to01 = lambda x: np.clip((np.asarray(x, np.float32) - lo) / (hi - lo), 0.0, 1.0)
   classifier = fid_lib.Classifier(ec.classifier_workdir)
   real_crops, owner, slot = slot_crops(to01(data["input"])[..., 0], data["layout"])
   real_feats, real_probs = classifier.score(real_crops)
@@ -136,20 +143,27 @@ def make(name, ec, ctx):
   t = train.load(np.arange(min(n, len(train))))
   train_feats, _ = classifier.score(slot_crops(to01(t["input"])[..., 0], t["layout"])[0])
   real["fid_floor"] = fid_lib.fid(real_feats, train_feats)
-  tok = tokens.get_tokenizer(config.data)
-  texts = [tok.decode(row[row >= 0]) for row in data["caption"][:ec.grid]]
+  texts = [c.decode() if isinstance(c, bytes) else str(c) for c in data["caption"][:ec.grid]]
+  if data["caption"].dtype.kind in "iu":  # token ids (a text-conditioned task's data)
+    tok = tokens.get_tokenizer(config.data)
+    texts = [tok.decode(row[row >= 0]) for row in data["caption"][:ec.grid]]
 
   b = ec.batch_size
-  draw = jax.jit(lambda v, k, c: sample(v, k, b, c))
+  if ec.fn == "sample":
+    draw = jax.jit(lambda v, k, c: sample(v, k, b, c))
+    inputs = data["caption"]
+  else:
+    draw = jax.jit(lambda v, k, x: sample(v, {"input": x}, k))
+    inputs = data["input"]
 
   def run(variables, step, rng):
     del rng  # the same noise at every evaluation
     key = jax.random.PRNGKey(config.seed + ec.seed_offset)
     images = []
     for i in range(-(-n // b)):
-      caps = np.resize(data["caption"][i * b:(i + 1) * b], (b,) + data["caption"].shape[1:])
+      rows = np.resize(inputs[i * b:(i + 1) * b], (b,) + inputs.shape[1:])
       images.append(jax.device_get(draw(variables, jax.random.fold_in(key, i),
-                                        jnp.asarray(caps, jnp.int32))))
+                                        jnp.asarray(rows))))
     gen = to01(np.concatenate(images)[:n])[..., 0]
     crops, owner_g, slot_g = slot_crops(gen, data["layout"])
     feats, probs = classifier.score(crops)

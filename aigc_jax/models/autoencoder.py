@@ -2,7 +2,10 @@
 
 The reference is the Flax examples' VAE on MNIST, 784-500-20 (one hidden layer of 500 units, a
 20-d latent): `kind="mlp", hidden=(500,), latent_dim=20`. `kind="conv"` uses 3x3 stride-2 convs
-with channels `hidden` down and transposed convs back up. A `variational` encoder returns
+with channels `hidden` down and transposed convs back up. `kind="spatial"` keeps the code a
+feature map: the same convs, then a 3x3 conv to `latent_dim` channels squashed by tanh, so the
+code [B, H / 2^n, W / 2^n, latent_dim] lies in [-1, 1] like the images a diffusion model draws
+(the first stage of latent diffusion, tasks/diffusion.py). A `variational` encoder returns
 (mean, log_variance) from ONE final dense layer of 2*latent_dim, so its parameters differ from
 the deterministic encoder's only in that layer's width. The decoder returns logits /
 pre-activations: the task applies the sigmoid, BCE-with-logits or MSE, and the VAE's sampling.
@@ -22,7 +25,7 @@ from aigc_jax.errors import ConfigError
 from aigc_jax.layers.conv import ConvTranspose
 from aigc_jax.layers.dense import INITS, Conv, Dense
 
-KINDS = ("mlp", "conv")
+KINDS = ("mlp", "conv", "spatial")
 
 
 def check(kind: str, hidden: Sequence[int], latent_dim: int, image_shape=None,
@@ -34,8 +37,8 @@ def check(kind: str, hidden: Sequence[int], latent_dim: int, image_shape=None,
     raise ConfigError(f"{prefix}latent_dim={latent_dim}; it must be at least 1 (e.g. 20).")
   if any(h < 1 for h in hidden):
     raise ConfigError(f"{prefix}hidden={tuple(hidden)}; every width must be at least 1.")
-  if kind == "conv" and not hidden:
-    raise ConfigError(f"{prefix}kind='conv' needs at least one channel count in {prefix}hidden, "
+  if kind != "mlp" and not hidden:
+    raise ConfigError(f"{prefix}kind={kind!r} needs at least one channel count in {prefix}hidden, "
                       "e.g. (32, 64).")
   if weight_init not in INITS:
     raise ConfigError(f"{prefix}weight_init={weight_init!r}; valid: {INITS}.")
@@ -44,14 +47,14 @@ def check(kind: str, hidden: Sequence[int], latent_dim: int, image_shape=None,
   shape = tuple(image_shape)
   if not shape or any(d < 1 for d in shape):
     raise ConfigError(f"{prefix}image_shape={shape}; give positive sizes, e.g. (28, 28, 1).")
-  if kind == "conv":
+  if kind != "mlp":
     if len(shape) != 3:
-      raise ConfigError(f"{prefix}image_shape={shape}; kind='conv' needs (H, W, C), "
+      raise ConfigError(f"{prefix}image_shape={shape}; kind={kind!r} needs (H, W, C), "
                         "e.g. (28, 28, 1).")
     s = 2 ** len(hidden)
     if shape[0] % s or shape[1] % s:
       raise ConfigError(
-          f"{prefix}image_shape={shape}: kind='conv' halves H and W {len(hidden)} times "
+          f"{prefix}image_shape={shape}: kind={kind!r} halves H and W {len(hidden)} times "
           f"(len({prefix}hidden)), so both must be divisible by {s}; use fewer entries in "
           f"{prefix}hidden (28x28 allows at most 2) or pad the images.")
 
@@ -80,7 +83,8 @@ class _UpConv(nn.Module):
 
 
 class Encoder(nn.Module):
-  """Images [B, H, W(, C)] (mlp: any [B, ...]) -> code [B, latent_dim], or (mean, log_var)."""
+  """Images [B, H, W(, C)] (mlp: any [B, ...]) -> code [B, latent_dim] (spatial: [B, h, w,
+  latent_dim]), or (mean, log_var)."""
   kind: str = "mlp"
   hidden: Sequence[int] = (500,)  # mlp: widths; conv: channels of the stride-2 3x3 convs
   latent_dim: int = 20
@@ -102,10 +106,15 @@ class Encoder(nn.Module):
     else:
       h = x[..., None] if x.ndim == 3 else x  # (batch, height, width) -> one channel
       if h.ndim != 4:
-        raise ConfigError(f"kind='conv' needs images [B, H, W] or [B, H, W, C], got {x.shape}.")
+        raise ConfigError(f"kind={self.kind!r} needs images [B, H, W] or [B, H, W, C], got {x.shape}.")
       for i, channels in enumerate(self.hidden):
         h = nn.relu(Conv(channels, (3, 3), strides=2, padding="SAME", init=self.weight_init,
                          name=f"conv_{i}")(h))
+      if self.kind == "spatial":
+        if self.variational:
+          raise ConfigError("kind='spatial' codes are deterministic: variational=False.")
+        return jnp.tanh(Conv(self.latent_dim, (3, 3), padding="SAME", init=self.weight_init,
+                             name="code")(h))
       h = einops.rearrange(h, "b h w c -> b (h w c)")
     width = 2 * self.latent_dim if self.variational else self.latent_dim
     code = Dense(width, names=("mlp", None), init=self.weight_init, name="code")(h)
@@ -116,7 +125,8 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-  """Code [B, latent_dim] -> logits [B, *image_shape]; the same `hidden` mirrors the Encoder."""
+  """Code [B, latent_dim] (spatial: [B, h, w, latent_dim]) -> logits [B, *image_shape]; the
+  same `hidden` mirrors the Encoder."""
   kind: str = "mlp"
   hidden: Sequence[int] = (500,)  # given in the encoder's order; used reversed
   image_shape: Sequence[int] = (28, 28, 1)
@@ -140,9 +150,13 @@ class Decoder(nn.Module):
       return h.reshape((z.shape[0],) + shape)
     s = 2 ** len(self.hidden)
     height, width, channels = shape[0] // s, shape[1] // s, self.hidden[-1]
-    h = Dense(height * width * channels, names=("embed", "mlp"), init=self.weight_init,
-              name="project")(z)
-    h = einops.rearrange(nn.relu(h), "b (h w c) -> b h w c", h=height, w=width)
+    if self.kind == "spatial":
+      h = nn.relu(Conv(channels, (3, 3), padding="SAME", init=self.weight_init,
+                       name="project")(z))
+    else:
+      h = Dense(height * width * channels, names=("embed", "mlp"), init=self.weight_init,
+                name="project")(z)
+      h = einops.rearrange(nn.relu(h), "b (h w c) -> b h w c", h=height, w=width)
     # Channels mirror the encoder's: (32, 64) goes 7x7x64 -> 14x14x32 -> 28x28x32 -> 28x28xC.
     for i, ch in enumerate(self.hidden[-2::-1] + self.hidden[:1]):
       h = nn.relu(_UpConv(ch, self.weight_init, name=f"up_{i}")(h))

@@ -74,6 +74,12 @@ class Task:
   # > 0: keep model_state["ema"], an exponential moving average of params[ema_of] ("" = all).
   ema_decay: float = 0.0
   ema_of: str = ""
+  # Parameters that come trained from another run and are never trained here (a latent
+  # diffusion model's autoencoder): pretrained(abstract params) -> {path: host arrays} fills
+  # them at a fresh start (as config.init does; a resumed run restores them from its
+  # checkpoint), and `fixed`, a regex over parameter paths, freezes them (as config.freeze).
+  pretrained: Callable[[Any], dict] | None = None
+  fixed: str = ""
 
 
 def module(name: str):

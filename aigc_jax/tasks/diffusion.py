@@ -21,6 +21,14 @@ diffusion term 1/2 int e^lam |x - x0_hat|^2 dlam over log-SNR at one lam per ima
 lam: its variance is a fraction of uniform t's), and a discretised Gaussian
 decoder over the 256 pixel levels at the lowest noise, so the bound is on the discrete data's
 likelihood. A guided model's bound is its unconditional one (the "no label" row).
+
+Latent diffusion (Rombach et al. 2022; `diffusion.autoencoder.model`, a models/autoencoder.py
+kind "spatial" trained by the autoencoder task): the images are encoded to codes in [-1, 1] by
+that autoencoder's frozen encoder, and the denoiser (model.image_size and model.channels: the
+code's grid and channels) diffuses the codes; samples are decoded back to images. Its weights
+come from `diffusion.autoencoder.workdir` at a fresh start and live in the run's parameters
+under "first_stage" (frozen), so the workdir alone samples. A latent model has no pixel
+likelihood: bits_per_dim is absent.
 """
 
 import os
@@ -33,11 +41,13 @@ import numpy as np
 from aigc_jax import evaluators, models
 from aigc_jax.data import tokenizers, tokens
 from aigc_jax.errors import ConfigError
+from aigc_jax.options import init as init_option
 from aigc_jax.samplers import diffusion as lib
 from aigc_jax.tasks import Task
 from aigc_jax.tasks.lm import vocab_size
 
 WEIGHTINGS = ("none", "min_snr")
+FIRST = "first_stage"  # the latent model's autoencoder in params
 FLOW_T_MIN = 1e-4  # flow's likelihood bound starts here: its log-SNR at t = 0 is infinite
 LOGSNR_FLOOR = 20.0  # ... and ends at log-SNR -20 (its prior's KL there: ~1e-9 nats a pixel)
 
@@ -53,6 +63,10 @@ def configure(c) -> None:
       "min_snr_gamma": 5.0,
       "label_dropout": 0.1,  # conditional models: fraction trained without the label
       "ema_decay": 0.999,  # the averaged weights sample; 0: the live ones
+      # Latent diffusion: the first stage's model section (empty: diffuse pixels) and the
+      # workdir its weights are loaded from at a fresh start.
+      "autoencoder": {"model": ml_collections.ConfigDict(), "workdir": "",
+                      "checkpoint": "latest"},
   })
   c.sampler = ml_collections.ConfigDict({
       "name": "dpm++2m",  # ddpm | ddim | euler | heun | dpm++2m
@@ -119,8 +133,9 @@ def make_without_data(config) -> tuple[Task, dict]:
   """The task and its abstract global batch from the model's image size, for ahead-of-time
   compiles (aigc_jax.tools.compile): images (or latents) [B, H, W, C], labels if conditional."""
   m, b = config.model, config.data.batch_size
-  spec = {"input": jax.ShapeDtypeStruct((b, m.image_size, m.image_size, m.channels),
-                                        jnp.float32)}
+  first = config.diffusion.autoencoder.model
+  shape = tuple(first.image_shape) if first else (m.image_size, m.image_size, m.channels)
+  spec = {"input": jax.ShapeDtypeStruct((b,) + shape, jnp.float32)}
   if m.get("num_classes", 0) > 0:
     spec["label"] = jax.ShapeDtypeStruct((b,), jnp.int32)
   if m.get("text"):
@@ -147,6 +162,7 @@ def make(config) -> Task:
 
     def save(workdir):  # aigc_jax.sample encodes typed captions with it
       tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
+  first, pretrained = first_stage(d.autoencoder, model)
   process = lib.Process(d.process, d.schedule)
   conditional = model.num_classes > 0 or text
   null = model.num_classes
@@ -154,6 +170,13 @@ def make(config) -> Task:
   size = (model.image_size, model.image_size, model.channels)
 
   def init(rng, spec):
+    if first:
+      if tuple(spec["input"].shape[1:]) != first.image_shape:
+        raise ConfigError(
+            f"The data's images are {tuple(spec['input'].shape[1:])} but the first stage "
+            f"encodes {first.image_shape} (diffusion.autoencoder.model.image_shape): train "
+            "the autoencoder on this data, or resize the data with data.preprocess.")
+      spec = {**spec, "input": jax.ShapeDtypeStruct((2,) + size, jnp.float32)}
     if tuple(spec["input"].shape[1:]) != size:
       raise ConfigError(
           f"The data's images are {tuple(spec['input'].shape[1:])} but the model denoises "
@@ -162,7 +185,13 @@ def make(config) -> Task:
     labels = None
     if conditional:
       labels = null_cond(2)
-    return dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)), labels))
+    variables = dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)),
+                                labels))
+    if first:  # its values come from diffusion.autoencoder.workdir (pretrained)
+      images = jnp.zeros((2,) + first.image_shape)
+      variables["params"] = {**variables["params"],
+                             FIRST: first.init(rng, images)["params"]}
+    return variables
 
   def check_data(examples):
     x = np.asarray(examples["input"], np.float32)
@@ -175,7 +204,20 @@ def make(config) -> Task:
 
   def apply(params, x, t, labels, train=False, rng=None):
     rngs = {"dropout": rng} if train else {}
+    params = {k: v for k, v in params.items() if k != FIRST}
     return model.apply({"params": params}, x, t, labels, train=train, rngs=rngs)
+
+  def encode(params, images):
+    """What the denoiser diffuses: the images, or their first-stage codes."""
+    if not first:
+      return images
+    z = first.apply({"params": params[FIRST]}, images, method=first.encode)
+    return jax.lax.stop_gradient(z)
+
+  def decode(params, x):
+    if not first:
+      return x
+    return jnp.clip(first.apply({"params": params[FIRST]}, x, method=first.decode), -1.0, 1.0)
 
   def noised(x0, rng):
     """(t [B] stratified in [0, 1), eps, x_t, alpha, sigma)."""
@@ -216,7 +258,8 @@ def make(config) -> Task:
 
   def loss(params, state, batch, rng, step):
     del state, step
-    weighted, err = per_example_loss(params, batch["input"], labels_of(batch), rng, True)
+    weighted, err = per_example_loss(params, encode(params, batch["input"]), labels_of(batch),
+                                     rng, True)
     return jnp.mean(weighted), ({"mse": jnp.mean(err)}, {})
 
   def sampling_params(variables):
@@ -259,20 +302,24 @@ def make(config) -> Task:
       labels = jnp.asarray(labels, jnp.int32)
     n_rng, s_rng = jax.random.split(rng)
     x = jax.random.normal(n_rng, (num,) + size)
-    out = lib.sample(denoiser(sampling_params(variables), labels, s.guidance), process, x, s_rng,
+    params = sampling_params(variables)
+    out = lib.sample(denoiser(params, labels, s.guidance), process, x, s_rng,
                      sampler=s.name, steps=s.steps, eta=s.eta, spacing=s.spacing)
-    return jnp.clip(out, -1.0, 1.0)
+    return decode(params, jnp.clip(out, -1.0, 1.0))
 
   def denoise(variables, x0, labels, t, rng):
-    """(x_t, the model's x0 estimate) for images x0 at one time t: the denoising strip."""
-    x0 = jnp.asarray(x0, jnp.float32)
+    """(x_t, the model's x0 estimate) for images x0 at one time t: the denoising strip (a
+    latent model's codes decoded)."""
+    params = sampling_params(variables)
+    x0 = encode(params, jnp.asarray(x0, jnp.float32))
     labels = None if not conditional else (
         null_cond(x0.shape[0]) if labels is None else jnp.asarray(labels, jnp.int32))
     t = jnp.clip(jnp.asarray(t, jnp.float32), t_min, 1.0)
     a, sg = process.alpha_sigma(t)
     xt = a * x0 + sg * jax.random.normal(rng, x0.shape)
-    out = apply(sampling_params(variables), xt, jnp.full((x0.shape[0],), t), labels)
-    return xt, lib.to_x0_eps(d.prediction, out, xt, a, sg)[0]
+    out = apply(params, xt, jnp.full((x0.shape[0],), t), labels)
+    x0_hat = lib.to_x0_eps(d.prediction, out, xt, a, sg)[0]
+    return decode(params, xt), decode(params, jnp.clip(x0_hat, -1.0, 1.0) if first else x0_hat)
 
   def labels_fn(num, grouped):
     if not conditional or text:  # captions come from the data (evaluators/compositions.py)
@@ -283,8 +330,8 @@ def make(config) -> Task:
   def metrics(variables, batch, rng):
     """The training loss (unweighted mse too) on held-out images, averaged weights."""
     labels = labels_of(batch)
-    weighted, err = per_example_loss(sampling_params(variables), batch["input"], labels, rng,
-                                     False)
+    params = sampling_params(variables)
+    weighted, err = per_example_loss(params, encode(params, batch["input"]), labels, rng, False)
     m = batch["mask"].astype(jnp.float32)
     return {"loss": jnp.sum(weighted * m), "mse": jnp.sum(err * m), "count": jnp.sum(m)}
 
@@ -324,11 +371,45 @@ def make(config) -> Task:
         range(1, x.ndim + 1)))
     return (diff + prior + rec) / (dims * np.log(2.0))
 
-  return Task(init=init, loss=loss,
-              eval_fns={"metrics": metrics, "sample": sample, "labels": labels_fn,
-                        "bits_per_dim": bits_per_dim, "denoise": denoise},
+  fns = {"metrics": metrics, "sample": sample, "labels": labels_fn, "denoise": denoise}
+  if not first:
+    fns["bits_per_dim"] = bits_per_dim
+  return Task(init=init, loss=loss, eval_fns=fns, pretrained=pretrained,
+              fixed=f"^{FIRST}/" if first else "",
               input_keys=("input", cond_key) if conditional else ("input",),
               input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
                          "feature, a caption-conditioned one (model.text) 'caption' token ids; "
                          "use such a data set or an unconditional model.",
               check_data=check_data, ema_decay=d.ema_decay, save_artifacts=save)
+
+
+def first_stage(ae, model):
+  """(the first stage's autoencoder module, its pretrained(abstract params) loader), or
+  (None, None) for pixel diffusion; errors when the denoiser's size is not the code's."""
+  if not ae.model:
+    return None, None
+  first = models.get_model(ae.model)
+  if ae.model.get("name") != "autoencoder" or first.kind != "spatial" or first.variational:
+    raise ConfigError("diffusion.autoencoder.model must be an autoencoder of kind 'spatial' "
+                      "(a feature-map code; e.g. experiments/ae_captions.py's model()), got "
+                      f"name={ae.model.get('name')!r}, kind={ae.model.get('kind')!r}.")
+  h, w, _ = first.image_shape
+  s = 2 ** len(first.hidden)
+  code = (h // s, w // s, first.latent_dim)
+  if code != (model.image_size, model.image_size, model.channels):
+    raise ConfigError(
+        f"The first stage codes {first.image_shape} images as {code}, but the denoiser takes "
+        f"{(model.image_size, model.image_size, model.channels)}: set model.image_size="
+        f"{code[0]} and model.channels={code[2]}.")
+
+  def pretrained(abstract_params):
+    if not ae.workdir:
+      raise ConfigError(
+          "Latent diffusion starts from a trained first stage: set "
+          "--config.diffusion.autoencoder.workdir=DIR, a workdir of the autoencoder task with "
+          "this model (python -m aigc_jax.main --config=experiments/ae_captions.py --workdir=DIR).")
+    spec = ml_collections.ConfigDict({"workdir": ae.workdir, "checkpoint": ae.checkpoint,
+                                      "map": f"{FIRST}<-"})
+    return init_option.load_init(spec, abstract_params)
+
+  return first, pretrained
