@@ -192,6 +192,16 @@ def _training_data(config, task, train_split, active):
   return train_it, global_batch, spec
 
 
+def _loaded(task, parts, active) -> dict:
+  """{parameter path: arrays} a fresh run starts from: an option's (config.init) and the
+  task's own pretrained parts (a latent model's autoencoder)."""
+  loaded = options.first(active, "loaded")
+  loaded = loaded(parts.abstract_params) if loaded else {}
+  if task.pretrained:
+    loaded.update(task.pretrained(parts.abstract_params))
+  return loaded
+
+
 def _compile(parts, task, mesh):
   """The compiled step and its FLOPs (XLA's count for one device's share, times the devices)."""
   t = time.perf_counter()
@@ -251,11 +261,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
     start, state = ckpt.restore_latest(parts.abstract, train_it)  # a damaged one is moved aside
     print(f"Resuming from checkpoint {start} in {ckpt.directory}", flush=True)
   if not start:
-    loaded = options.first(active, "loaded")
-    loaded = loaded(parts.abstract_params) if loaded else {}
-    if task.pretrained:
-      loaded.update(task.pretrained(parts.abstract_params))
-    state = parts.init(loaded)
+    state = parts.init(_loaded(task, parts, active))
 
   whole_train = {} if config.data.labels_per_class else {config.data.train_split: split}
   ctx = evaluators.Context(config=config, task=task, mesh=mesh, workdir=workdir,

@@ -9,6 +9,11 @@ Evaluators: test mse, a grid of originals above reconstructions, and `recon_seen
 `recon_novel`, the compositions scorer reading the reconstructions of the test captions' real
 images: the digit and relation accuracy a generator in this code space can at best reach.
 
+Measured (`quick`, seed 0, 2-core Intel Xeon, jax 0.12.1, December 7 2026, 8 min 24 s): test
+mse 0.0055 a pixel; its reconstructions score 97.6% digits / 95.4% relations (real images:
+97.9% / 95.8%), held out 97.5% / 94.9%, slot FID 2.54 (floor 2.52). docs/results.md, section
+'Image and text'.
+
 Commands:
   python -m aigc_jax.main --config=experiments/ae_captions.py:quick --workdir=DIR
   python -m aigc_jax.main --config=experiments/t2i_mnist.py:latent_quick --workdir=DIR2 \\

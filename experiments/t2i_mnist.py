@@ -6,11 +6,14 @@ Data: `mnist_captions/mnist` (one or two carve digits on a 56x56 canvas; every c
 with 8 and every "7 below" held out of training). The U-Net folds 4x4 pixels into channels, so
 it runs at 14x14 and 7x7 like ddpm_mnist's; the caption's pooled embedding joins the time
 embedding, and at 7x7 every block also cross-attends to the caption's tokens. The text tower
-trains with the denoiser by default; `:clip` (and `clip_quick`) load it from a `clip_mnist`
-workdir (`--config.init.workdir=DIR`) and freeze it. Sampling: DDPM, 20 steps, guidance 6 (the
-best of 0-14 on the validation captions).
+trains with the denoiser by default; `clip` loads it from a `clip_mnist` workdir
+(`--config.init.workdir=DIR`) and freezes it. `latent` diffuses the 14x14x4 codes of
+ae_captions' autoencoder (`--config.diffusion.autoencoder.workdir=AE_DIR`, frozen, kept in this
+run's parameters) with a 1x1 stem, and decodes the samples. Sampling: DDPM, 20 steps, guidance
+6 (the best of 0-14 on the validation captions, pixel recipe).
 
-Commands (VARIANT: quick, clip, clip_quick; the default trains the text tower jointly):
+Commands (VARIANT: parts quick, clip, latent joined by "_": quick, clip_quick, latent_clip_quick,
+latent_clip ...; the default trains the text tower jointly, in pixels):
   python -m aigc_jax.main --config=experiments/t2i_mnist.py:VARIANT --workdir=DIR
   python -m aigc_jax.sample --workdir=DIR --caption="a 3 above a 5" --guidance=6
   python -m aigc_jax.tools.sampler_curves --workdir=DIR --samplers=ddpm --steps=20 \
@@ -23,13 +26,16 @@ the real images' scores (the ceiling) and a slot-crop FID beside them; choices r
 (validation split). Grids of captions beside their images: samples/{seen,novel}_step_*.png.
 
 Measured (2-core Intel Xeon, jax 0.12.1, December 7 2026; the real images score 97.9% digits /
-95.8% relations): `clip_quick` (clip_mnist:quick's text tower, frozen; 1,000 steps, 500 captions
-a split), seeds 0-2: seen digit accuracy 44.9% +- 1.0, relation 7.9% +- 1.9; held out 42.4% +-
-3.1 / 5.7% +- 2.6 (gap 2.5 +- 3.5 and 2.2 +- 1.0 points); 8 min 50 s and 8 min 36 s (seeds 0,
-1; seed 2 shared the cores). `quick` (text tower trained jointly), seed 0: 17.8% / 2.2%, held
-out 21.9% / 1.4%, 8 min 44 s. Both miss issue 25's quick targets (85% / 75%): the layouts are
-right, the digits blotchy. Cross-attention took 33.7% to 42.2% (guidance 2, 1,200 steps),
-guidance 6 to 53.7% on validation. The defaults are not measured yet. Full results and notes:
+95.8% relations; 1,000 steps, 500 captions a split, seeds 0-2, test):
+- `latent_clip_quick` (ae_captions:quick's codes, whose reconstructions score 97.6% / 95.4%;
+  clip_mnist:quick's text tower): seen digit accuracy 57.1% +- 1.2, relation 12.9% +- 1.3;
+  held out 51.2% +- 1.6 / 5.4% +- 0.5 (gap 5.9 +- 1.4 and 7.5 +- 0.7 points); slot FID 54.7 +-
+  6.6; 9 min 17 s (median).
+- `clip_quick` (pixels): 44.9% +- 1.0 / 7.9% +- 1.9; held out 42.4% +- 3.1 / 5.7% +- 2.6; slot
+  FID 146.9 +- 5.5; 8 min 50 s and 8 min 36 s.
+- `quick` (pixels, text tower trained jointly), seed 0: 17.8% / 2.2%, held out 21.9% / 1.4%.
+All miss issue 25's quick targets (85% / 75%): latent codes give clean strokes, but the digit
+drawn is often not the caption's. The defaults are not measured yet. Full results and notes:
 docs/results.md, section 'Image and text'.
 """
 
