@@ -7,6 +7,7 @@ import shutil
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 
@@ -16,7 +17,7 @@ from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators import compositions
 from aigc_jax.evaluators import fid as fid_lib
 from aigc_jax.tasks import diffusion
-from experiments import ae_captions, t2i_mnist
+from experiments import ae_captions, flow_mnist, t2i_mnist
 from tests import helpers
 
 SMALL_AE = dict(hidden=(8, 8), latent_dim=2)  # 56x56x1 images -> 14x14x2 codes
@@ -127,6 +128,9 @@ def test_first_stage_errors(first_stage, data_dir, tfds_dir, tmp_path):
   c.diffusion.autoencoder.model.kind = "conv"
   with pytest.raises(ConfigError, match="of kind 'spatial'"):
     diffusion.make(c)
+  c.diffusion.autoencoder.model = c.model  # a denoiser is no first stage
+  with pytest.raises(ConfigError, match="name='unet', kind=None"):
+    diffusion.make(c)
   c = _t2i(first_stage[0], data_dir, tfds_dir)
   c.diffusion.autoencoder.model.update(image_shape=(28, 28, 1), hidden=(8,))  # 14x14x2 codes
   task = diffusion.make(c)
@@ -135,3 +139,11 @@ def test_first_stage_errors(first_stage, data_dir, tfds_dir, tmp_path):
                                       "caption": jnp.zeros((2, 64), jnp.int32)})
   with pytest.raises(ValueError, match="combine quick, clip, latent"):
     t2i_mnist.get_config("latent_small")
+
+
+def test_a_config_saved_before_latent_diffusion_still_builds():
+  c = ml_collections.ConfigDict(flow_mnist.get_config("quick").to_dict())
+  del c.diffusion["autoencoder"]  # what a workdir's config.json from before holds
+  assert "bits_per_dim" in diffusion.make(c).eval_fns
+  task, spec = diffusion.make_without_data(c)
+  assert spec["input"].shape[1:] == (28, 28, 1) and task.pretrained is None and not task.fixed

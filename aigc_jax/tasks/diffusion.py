@@ -133,7 +133,7 @@ def make_without_data(config) -> tuple[Task, dict]:
   """The task and its abstract global batch from the model's image size, for ahead-of-time
   compiles (aigc_jax.tools.compile): images (or latents) [B, H, W, C], labels if conditional."""
   m, b = config.model, config.data.batch_size
-  first = config.diffusion.autoencoder.model
+  first = (config.diffusion.get("autoencoder") or {}).get("model")
   shape = tuple(first.image_shape) if first else (m.image_size, m.image_size, m.channels)
   spec = {"input": jax.ShapeDtypeStruct((b,) + shape, jnp.float32)}
   if m.get("num_classes", 0) > 0:
@@ -162,7 +162,7 @@ def make(config) -> Task:
 
     def save(workdir):  # aigc_jax.sample encodes typed captions with it
       tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
-  first, pretrained = first_stage(d.autoencoder, model)
+  first, pretrained = first_stage(d.get("autoencoder"), model)
   process = lib.Process(d.process, d.schedule)
   conditional = model.num_classes > 0 or text
   null = model.num_classes
@@ -385,11 +385,12 @@ def make(config) -> Task:
 
 def first_stage(ae, model):
   """(the first stage's autoencoder module, its pretrained(abstract params) loader), or
-  (None, None) for pixel diffusion; errors when the denoiser's size is not the code's."""
-  if not ae.model:
+  (None, None) for pixel diffusion (also a workdir saved before latent diffusion existed);
+  errors when the denoiser's size is not the code's."""
+  if not ae or not ae.get("model"):
     return None, None
-  first = models.get_model(ae.model)
-  if ae.model.get("name") != "autoencoder" or first.kind != "spatial" or first.variational:
+  first = models.get_model(ae.model) if ae.model.get("name") == "autoencoder" else None
+  if first is None or first.kind != "spatial" or first.variational:
     raise ConfigError("diffusion.autoencoder.model must be an autoencoder of kind 'spatial' "
                       "(a feature-map code; e.g. experiments/ae_captions.py's model()), got "
                       f"name={ae.model.get('name')!r}, kind={ae.model.get('kind')!r}.")
