@@ -143,10 +143,11 @@ def make(name, ec, ctx):
   t = train.load(np.arange(min(n, len(train))))
   train_feats, _ = classifier.score(slot_crops(to01(t["input"])[..., 0], t["layout"])[0])
   real["fid_floor"] = fid_lib.fid(real_feats, train_feats)
-  texts = [c.decode() if isinstance(c, bytes) else str(c) for c in data["caption"][:ec.grid]]
   if data["caption"].dtype.kind in "iu":  # token ids (a text-conditioned task's data)
     tok = tokens.get_tokenizer(config.data)
     texts = [tok.decode(row[row >= 0]) for row in data["caption"][:ec.grid]]
+  else:  # raw captions (an autoencoder's data)
+    texts = [c.decode() if isinstance(c, bytes) else str(c) for c in data["caption"][:ec.grid]]
 
   b = ec.batch_size
   if ec.fn == "sample":
