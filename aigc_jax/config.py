@@ -40,6 +40,7 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.data.packing = "packed"  # packed: documents + end-of-text cut into sequences; windows: random
   # packing "examples": the text feature tokenised, where its ids go, and whether a text longer
   # than seq_len is cut (text classification) or an error (captions, whose end carries meaning).
+  # Comma-separated lists tokenise several texts ("caption,negative": a hard negative too).
   c.data.text_key = "text"
   c.data.tokens_key = "input"
   c.data.truncate = True
@@ -137,6 +138,15 @@ def variant(arg: str | None, name: str, valid: tuple) -> str:
     raise ValueError(f"Unknown variant {arg!r} of {name}; valid: "
                      f"{', '.join(v for v in valid if v)}, or none.")
   return arg
+
+
+def parts(arg: str | None, name: str, valid: tuple) -> set[str]:
+  """The parts of a variant made by joining `valid` parts with "_" (or ","), e.g. latent_quick."""
+  chosen = set(filter(None, (arg or "").replace(",", "_").split("_")))
+  if chosen - set(valid):
+    raise ValueError(f"Unknown variant {arg!r} of {name}: combine {', '.join(valid)} with '_' "
+                     "(e.g. " + "_".join(valid[:2]) + "), or none.")
+  return chosen
 
 
 def add_eval(c, name: str, type_: str, **kw) -> None:

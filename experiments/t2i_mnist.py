@@ -51,10 +51,7 @@ PARTS = ("quick", "clip", "latent")  # combined with "_" or ",": clip_quick, lat
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  chosen = set(filter(None, (arg or "").replace(",", "_").split("_")))
-  if chosen - set(PARTS):
-    raise ValueError(f"Unknown variant {arg!r} of t2i_mnist: combine {', '.join(PARTS)} with "
-                     "'_' (e.g. clip_quick, latent_clip_quick), or none.")
+  chosen = config_lib.parts(arg, "t2i_mnist", PARTS)
   quick = "quick" in chosen
   clip = clip_mnist.get_config("quick")
   c = config_lib.get_config(task="diffusion")

@@ -53,8 +53,8 @@ def built(tmp_path_factory, data_dir):
   return builder, {s: [r for r in sources.get_source(builder, s)] for s in builder.info.splits}
 
 
-def _text(r) -> str:
-  return r["caption"].decode() if isinstance(r["caption"], bytes) else r["caption"]
+def _text(r, key="caption") -> str:
+  return r[key].decode() if isinstance(r[key], bytes) else r[key]
 
 
 def test_splits_and_captions_say_what_the_image_holds(built):
@@ -64,6 +64,7 @@ def test_splits_and_captions_say_what_the_image_holds(built):
                    "test_novel": 300, "train_digits": 7000, "validation_digits": 1000,
                    "test_digits": 2000}
   held = {(1, 3, 8), (1, 8, 3), (2, 3, 8), (2, 8, 3)} | {(2, a, 7) for a in range(10)}
+  swapped = 0
   for split, records in splits.items():
     for r in records:
       layout, first, second = read_caption(_text(r))
@@ -73,6 +74,17 @@ def test_splits_and_captions_say_what_the_image_holds(built):
         assert (layout, first, second) in held
       else:
         assert (layout, first, second) not in held
+      # The hard negative: a seen composition the image is not; the pair swapped where it can.
+      neg = read_caption(_text(r, "negative"))
+      assert neg != (layout, first, second) and neg not in held and neg[0] == layout, r
+      if layout == 0:
+        assert neg[1] != first
+      elif first != second and (layout, second, first) not in held:
+        assert neg == (layout, second, first)
+        swapped += 1
+      else:  # one digit changed, the other kept in its place
+        assert neg[1] == first or neg[2] == second
+  assert swapped > 1000
   pairs = [r for r in splits["train"] if r["layout"]]
   assert 0.7 < len(pairs) / 600 < 0.8  # pair_fraction 0.75
   assert len({_text(r) for r in pairs}) > 0.9 * len(pairs)  # templates and synonyms vary
@@ -146,19 +158,25 @@ def test_captions_tokenised_beside_their_images(built, data_dir):
   from aigc_jax.data import pipeline, tokens
   builder, splits = built
   c = _config(os.path.dirname(os.path.dirname(builder.data_dir)), data_dir, jitter=0)
-  c.update(tokenizer="char", packing="examples", text_key="caption", tokens_key="caption",
-           seq_len=64, truncate=False, preprocess="value_range(0, 1)")
+  c.update(tokenizer="char", packing="examples", text_key="caption,negative",
+           tokens_key="caption,hard", seq_len=64, truncate=False, preprocess="value_range(0, 1)")
   split = pipeline.load_split(c, "test")
   cols = split.columns
   assert cols["image"].shape == (300, 56, 56, 1) and cols["image"].dtype == np.float32
   assert cols["caption"].shape == (300, 64) and cols["caption"].dtype == np.int32
+  assert cols["hard"].shape == (300, 64) and "negative" not in cols
   tok = tokens.get_tokenizer(c)
   records = splits["test"]  # the same stored order
   for i in (0, 7, 299):
     ids = cols["caption"][i]
     assert tok.decode(ids[ids >= 0]) == _text(records[i])
+    ids = cols["hard"][i]
+    assert tok.decode(ids[ids >= 0]) == _text(records[i], "negative")
     np.testing.assert_allclose(cols["image"][i], records[i]["image"] / 255.0, atol=1e-6)
     assert cols["digits"][i].tolist() == records[i]["digits"].tolist()
-  c.seq_len = 12
+  c.tokens_key = "caption"
+  with pytest.raises(ConfigError, match="must name as many features each"):
+    pipeline.load_split(c, "test")
+  c.update(text_key="caption", seq_len=12)
   with pytest.raises(ConfigError, match="longer than data.seq_len=12"):
     pipeline.load_split(c, "test")

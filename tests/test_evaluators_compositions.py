@@ -30,6 +30,7 @@ def test_accuracies_tell_digits_from_relations():
   assert out["digit_accuracy"] == pytest.approx((2 + 2 + 0 + 1) / 7)
   assert out["relation_accuracy"] == pytest.approx(1 / 3)  # only image 0 of the three pairs
   assert out["exact_accuracy"] == pytest.approx(1 / 4)
+  assert out["swap_rate"] == pytest.approx(1 / 3)  # image 1; image 3's (2, 4) is no swap
 
 
 def test_slot_crops_centre_each_digit_alone(data_dir):
@@ -175,3 +176,17 @@ def test_caption_errors(data_dir, tfds_dir, classifier, tmp_path):
   with pytest.raises(ConfigError, match="needs a conditional model"):
     train.run(c, str(tmp_path / "b"))
   assert not os.path.exists(tmp_path / "b" / "checkpoints")
+
+
+def test_a_text_tower_built_unlike_its_clip_run_is_refused(tmp_path):
+  # The causal mask and the pooling carry no parameters: a mismatch would load silently.
+  clip = clip_mnist.get_config("quick")
+  clip.model.text.causal = False
+  clip.model.pooling = "mean"
+  (tmp_path / "config.json").write_text(clip.to_json())
+  c = t2i_mnist.get_config("clip_quick")
+  c.init.workdir = str(tmp_path)
+  with pytest.raises(ConfigError, match="trained with causal=False, pooling='mean'"):
+    diffusion.make(c)
+  c.model.text.causal, c.model.text_pooling = False, "mean"  # built as that run built it
+  diffusion.check_text_tower(c)

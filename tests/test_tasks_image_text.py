@@ -12,12 +12,13 @@ from aigc_jax import models, train
 from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators import retrieval
 from aigc_jax.tasks import image_text
+from aigc_jax.tools import evaluate
 from experiments import clip_mnist
 from tests import helpers
 
 
-def _tiny(data_dir, tfds_dir, steps=6, loss="softmax", **evals):
-  c = clip_mnist.get_config("quick")
+def _tiny(data_dir, tfds_dir, steps=6, loss="softmax", hard=False, **evals):
+  c = clip_mnist.get_config("negatives_quick" if hard else "quick")
   c.image_text.loss = loss
   c.model.update(embed_dim=16)
   c.model.image.encoder.update(hidden=(8, 16), latent_dim=32)
@@ -32,6 +33,11 @@ def _tiny(data_dir, tfds_dir, steps=6, loss="softmax", **evals):
   return c
 
 
+def _test_records(c):
+  from aigc_jax.data import sources  # pylint: disable=import-outside-toplevel
+  return list(sources.get_source(sources.get_builder(c.data), "test"))
+
+
 def test_losses_against_hand_computation():
   rng = np.random.default_rng(0)
   z = rng.normal(size=(5, 5)).astype(np.float32) * 3
@@ -44,6 +50,14 @@ def test_losses_against_hand_computation():
   want = -(sum(math.log(sig(z[i, j] if i == j else -z[i, j]))
                for i in range(5) for j in range(5))) / 5
   assert float(image_text.contrastive_loss(z, "sigmoid")) == pytest.approx(want, rel=1e-5)
+  # Hard negatives: 5 more captions, matched to no image, only widen the image -> caption rows.
+  zn = np.concatenate([z, rng.normal(size=(5, 5)).astype(np.float32) * 3], axis=1)
+  rows = [-zn[i, i] + math.log(np.exp(zn[i]).sum()) for i in range(5)]
+  want = 0.5 * (np.mean(rows) + np.mean(cols))
+  assert float(image_text.contrastive_loss(zn, "softmax")) == pytest.approx(want, rel=1e-5)
+  want = -(sum(math.log(sig(zn[i, j] if i == j else -zn[i, j]))
+               for i in range(5) for j in range(10))) / 5
+  assert float(image_text.contrastive_loss(zn, "sigmoid")) == pytest.approx(want, rel=1e-5)
 
 
 def test_embeddings_are_unit_and_blind_to_padding():
@@ -76,16 +90,23 @@ def test_retrieval_counts_identical_captions_as_hits():
   assert retrieval.recall_at_k(sim, np.array([0, 1, 2]), (2,))["t2i_r2"] == pytest.approx(2 / 3)
 
 
-def test_negatives_span_the_global_batch_one_device_equals_eight(data_dir, tfds_dir, tmp_path):
-  # The sigmoid loss reads the same [B, B] logits (checked by hand above).
-  one, eight = _tiny(data_dir, tfds_dir), _tiny(data_dir, tfds_dir)
+@pytest.mark.parametrize("hard", [False, True])
+def test_negatives_span_the_global_batch_one_device_equals_eight(data_dir, tfds_dir, tmp_path,
+                                                                 hard):
+  # The sigmoid loss reads the same [B, B] logits (checked by hand above); hard negatives
+  # widen them to [B, 2B] with every device's negatives.
+  one, eight = _tiny(data_dir, tfds_dir, hard=hard), _tiny(data_dir, tfds_dir, hard=hard)
   eight.mesh.data = 8
   train.run(one, str(tmp_path / "one"), devices=jax.devices()[:1])
   train.run(eight, str(tmp_path / "eight"))
   a = [e["loss"] for e in helpers.metrics(str(tmp_path / "one"))]
   b = [e["loss"] for e in helpers.metrics(str(tmp_path / "eight"))]
-  assert a[0] > math.log(64)  # a per-device loss (16 pairs each) would start near log(16)
+  # A per-device loss (16 pairs each) would start near log(16), log(22.6) with its negatives;
+  # the global one near log(128), with the negatives 0.5 (log 256 + log 128) = log(181).
+  assert a[0] > math.log(128 if hard else 64)
   np.testing.assert_allclose(b, a, rtol=2e-5)
+  if hard:
+    assert "negative_accuracy" in helpers.metrics(str(tmp_path / "eight"))[0]
 
 
 def test_clip_mnist_learns_zero_shot_and_resumes_exactly(data_dir, tfds_dir, tmp_path,
@@ -98,6 +119,18 @@ def test_clip_mnist_learns_zero_shot_and_resumes_exactly(data_dir, tfds_dir, tmp
   # Chance is 10% and 1 / 200; the short run must be far above both.
   assert s["zero_shot_accuracy"] > 0.5, s
   assert s["retrieval_i2t_r5"] > 0.1 and s["retrieval_t2i_r5"] > 0.1, s
+  # Evaluated again from its checkpoint: the same figures, and with the data set's hard
+  # negatives tokenised, how often an image prefers its caption to its swapped one.
+  hard = ["data.text_key=caption,negative", "data.tokens_key=caption,negative",
+          "image_text.negatives=negative"]
+  again = evaluate.evaluate(str(tmp_path / "clip"), ["retrieval"], "latest", hard)
+  assert {k: again[k] for k in s if k.startswith("retrieval")} == {
+      k: v for k, v in s.items() if k.startswith("retrieval")}
+  pairs = 200 - sum(r["layout"] == 0 for r in _test_records(c))
+  assert again["retrieval_negative_accuracy"] * pairs == pytest.approx(
+      round(again["retrieval_negative_accuracy"] * pairs))  # a share of the two-digit images
+  with pytest.raises(ConfigError, match="an existing config entry"):
+    evaluate.evaluate(str(tmp_path / "clip"), ["retrieval"], "latest", ["data.text_keys=x"])
   s1, s2 = helpers.crash_and_resume(_tiny(data_dir, tfds_dir), tmp_path, monkeypatch)
   assert s1 == s2
 
@@ -119,6 +152,10 @@ def test_bad_input_is_refused_before_compiling(data_dir, tfds_dir, tmp_path):
   c.data.tokenizer = ""
   with pytest.raises(ConfigError, match="needs caption tokens"):
     train.run(c, str(tmp_path / "d"))
+  c = _tiny(data_dir, tfds_dir)
+  c.image_text.negatives = "negative"  # not tokenised: data.text_key is 'caption' only
+  with pytest.raises(ConfigError, match="add it to data.text_key"):
+    train.run(c, str(tmp_path / "f"))
   c = _tiny(data_dir, tfds_dir)
   c.image_text.loss = "hinge"
   with pytest.raises(ConfigError, match="valid: softmax, sigmoid"):

@@ -10,7 +10,9 @@ so corpora larger than memory work). An example is `seq_len + 1` consecutive tok
 Evaluation splits are always packed and cover every token: the last, partial sequence is padded
 and its padding masked out by `target_mask`.
 - `examples`: each record is one example (text classification, captioned images): the tokens of
-  its `data.text_key` feature as `data.tokens_key` (`input`), the first `seq_len` (or an error
+  its `data.text_key` feature as `data.tokens_key` (`input`; comma-separated lists of equal
+  length tokenise several texts, e.g. a caption and its hard negative, the tokenizer being
+  trained on the first), the first `seq_len` (or an error
   with `data.truncate=False`), padded at the end with PAD (-1; models treat negative ids as
   padding), and the record's other numeric features (`label`, an image) alongside, through the
   preprocessing ops.
@@ -37,6 +39,19 @@ def validate(data_config) -> None:
     raise ConfigError(f"data.seq_len must be positive, got {data_config.seq_len}.")
   if data_config.packing not in PACKING:
     raise ConfigError(f"data.packing={data_config.packing!r}; valid: {', '.join(PACKING)}.")
+  text_keys(data_config)
+
+
+def text_keys(data_config) -> list[tuple[str, str]]:
+  """[(text feature, name of its token ids)] from data.text_key and data.tokens_key."""
+  texts, ids = (data_config.text_key.split(","), data_config.tokens_key.split(","))
+  if len(texts) != len(ids) or not all(map(str.strip, texts + ids)):
+    raise ConfigError(f"data.text_key={data_config.text_key!r} and data.tokens_key="
+                      f"{data_config.tokens_key!r} must name as many features each, comma-"
+                      "separated (e.g. 'caption,negative' and 'caption,negative').")
+  if len(texts) > 1 and data_config.packing != "examples":
+    raise ConfigError("Several data.text_key features need data.packing='examples'.")
+  return [(t.strip(), k.strip()) for t, k in zip(texts, ids)]
 
 
 def _texts(builder, split: str, key: str = "text"):
@@ -78,7 +93,7 @@ def _fingerprint(builder, split: str, key: str = "text") -> str:
 def get_tokenizer(data_config, builder=None):
   """The configured tokenizer of a text data set (trained beside it on first use)."""
   builder = builder or sources.get_builder(data_config)
-  train, key = data_config.train_split, data_config.text_key
+  train, key = data_config.train_split, text_keys(data_config)[0][0]
   return tokenizers.for_dataset(data_config.tokenizer, builder.data_dir,
                                 lambda: _texts(builder, train, key),
                                 _fingerprint(builder, train, key))
@@ -186,10 +201,10 @@ def _decode(t) -> str:
 def example_fn(tokenizer, data_config, split: str):
   """record -> {tokens_key: [seq_len] ids padded with PAD, its other numeric features}, then the
   preprocessing ops (images beside captions)."""
-  key, seq_len = data_config.text_key, data_config.seq_len
+  keys, seq_len = text_keys(data_config), data_config.seq_len
   preprocess = ops.parse(data_config.preprocess)
 
-  def fn(rec):
+  def encode(rec, key):
     if key not in rec:
       raise ConfigError(f"Split {split!r} has no {key!r} feature (it has {sorted(rec)}): set "
                         "data.text_key to the text feature to tokenise.")
@@ -204,9 +219,11 @@ def example_fn(tokenizer, data_config, split: str):
                         "context), or set data.truncate=True to keep its first tokens.")
     ids = np.full(seq_len, PAD, np.int32)
     ids[:min(len(x), seq_len)] = x[:seq_len]
-    out = {k: v for k, v in rec.items()
-           if k != key and np.asarray(v).dtype.kind in "biuf"}
-    out[data_config.tokens_key] = ids
+    return ids
+
+  def fn(rec):
+    out = {k: v for k, v in rec.items() if np.asarray(v).dtype.kind in "biuf"}
+    out.update({ids: encode(rec, key) for key, ids in keys})
     return preprocess(out)
 
   return fn

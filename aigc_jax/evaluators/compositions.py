@@ -8,6 +8,8 @@ way MNIST centres its digits, and classified. Metrics:
 - digit_accuracy: requested digits found in the image's slots, in any order;
 - relation_accuracy: two-digit captions whose digits both stand where the caption puts them;
 - exact_accuracy: images with every slot right;
+- swap_rate: two-digit captions drawn with both digits but in each other's place (a text
+  encoder that reads captions as bags of words scores about as many swaps as relations);
 - fid: Frechet distance of the scorer's features of the generated slot crops against the real
   images' crops of the same examples (fid_floor: the real crops against the training split's);
 - real_*: the same scoring of the real images, the ceiling the scorer allows.
@@ -84,16 +86,19 @@ def accuracies(pred_M, owner_M, slot_M, digits_N2, layouts_N) -> dict:
   n = len(layouts_N)
   found = requested = 0
   exact = np.zeros(n, bool)
+  swapped = np.zeros(n, bool)
   for i in range(n):
     want = [int(d) for d in digits_N2[i] if d >= 0]
     got = pred_M[owner_M == i][np.argsort(slot_M[owner_M == i])].tolist()
     requested += len(want)
     found += sum(min(want.count(d), got.count(d)) for d in set(want))
     exact[i] = got == want
+    swapped[i] = len(want) == 2 and want[0] != want[1] and got == want[::-1]
   pairs = np.asarray(layouts_N) > 0
   return {"digit_accuracy": found / max(requested, 1),
           "relation_accuracy": float(exact[pairs].mean()) if pairs.any() else float("nan"),
-          "exact_accuracy": float(exact.mean())}
+          "exact_accuracy": float(exact.mean()),
+          "swap_rate": float(swapped[pairs].mean()) if pairs.any() else float("nan")}
 
 
 def caption_grid(images01_NHW, captions, marks, path: str, ncol: int = 6) -> None:

@@ -31,6 +31,7 @@ under "first_stage" (frozen), so the workdir alone samples. A latent model has n
 likelihood: bits_per_dim is absent.
 """
 
+import json
 import os
 
 import jax
@@ -143,8 +144,38 @@ def make_without_data(config) -> tuple[Task, dict]:
   return make(config), spec
 
 
+def check_text_tower(config) -> None:
+  """A caption encoder loaded from a clip run (config.init, map "caption/text<-text") must be
+  built as that run built it: the causal mask and the pooling have no parameters, so a mismatch
+  would load without complaint and read captions wrongly."""
+  init = config.get("init") or {}
+  path = os.path.join(init.get("workdir") or "", "config.json")
+  if not init.get("workdir") or "caption/text" not in init.get("map", "") or not (
+      os.path.exists(path)):
+    return
+  with open(path) as f:
+    src = json.load(f)["model"]
+  if "text" not in src:
+    return
+  ours = {**config.model.text.to_dict(), "pooling": config.model.get("text_pooling", "mean")}
+  theirs = {**src["text"], "pooling": src.get("pooling", "mean")}
+  differ = sorted(k for k in set(ours) | set(theirs)
+                  if k in ours and k in theirs and _plain(ours[k]) != _plain(theirs[k]))
+  if differ:
+    raise ConfigError(
+        f"The text tower loaded from {init.workdir} was trained with " + ", ".join(
+            f"{k}={theirs[k]!r}" for k in differ) + " but this run builds it with " + ", ".join(
+            f"{k}={ours[k]!r}" for k in differ) + ": set model.text.* (model.text_pooling for "
+        "the pooling) as that run's model.text, or load a tower trained like this one.")
+
+
+def _plain(v):
+  return list(v) if isinstance(v, (tuple, list)) else v
+
+
 def make(config) -> Task:
   check(config)
+  check_text_tower(config)
   d, s = config.diffusion, config.sampler
   model = models.get_model(config.model)
   if not hasattr(model, "num_classes") or not hasattr(model, "image_size"):

@@ -9,7 +9,11 @@ devices give the same loss. `image_text.loss`:
 - "sigmoid": SigLIP's, every image-caption pair an independent binary match (the diagonal
   positive), summed over pairs and divided by B; a learned bias starts the logits at -10.
 The logit scale is learned; `scale_init` 0 takes the loss's paper value (1/0.07 for softmax,
-10 for sigmoid). Evaluators: zero_shot, retrieval (embed_image / embed_text) and linear_probe
+10 for sigmoid). `image_text.negatives` names a batch feature of hard-negative caption ids (a
+caption the image contradicts, e.g. its digits swapped; data.text_key 'caption,negative'): every
+image then also meets every negative of the global batch (B x 2B logits; Yuksekgonul et al. 2023),
+which captions never matched to an image only add to the image -> caption side. Without them a
+mean-pooled text tower learns a bag of words: "a 3 above a 5" = "a 5 above a 3". Evaluators: zero_shot, retrieval (embed_image / embed_text) and linear_probe
 (encode: the image tower's features).
 """
 
@@ -35,18 +39,19 @@ INPUT_HELP = ("task 'image_text' reads images as 'input' and caption token ids a
 
 def configure(c) -> None:
   c.image_text = ml_collections.ConfigDict({"loss": "softmax", "scale_init": 0.0,
-                                            "bias_init": -10.0})
+                                            "bias_init": -10.0, "negatives": ""})
 
 
-def contrastive_loss(logits_BB, kind: str):
-  """The mean loss of [B, B] image-caption logits whose diagonal holds the true pairs."""
-  logits = logits_BB.astype(jnp.float32)
-  b = logits.shape[0]
+def contrastive_loss(logits_BM, kind: str):
+  """The mean loss of [B, M >= B] image-caption logits: the first B columns are the images' own
+  captions (the diagonal the true pairs), any further columns captions no image matches."""
+  logits = logits_BM.astype(jnp.float32)
+  b, m = logits.shape
   if kind == "softmax":
     labels = jnp.arange(b)
     return 0.5 * (jnp.mean(losses.softmax_cross_entropy(logits=logits, labels=labels)) +
-                  jnp.mean(losses.softmax_cross_entropy(logits=logits.T, labels=labels)))
-  signs = 2.0 * jnp.eye(b) - 1.0
+                  jnp.mean(losses.softmax_cross_entropy(logits=logits[:, :b].T, labels=labels)))
+  signs = 2.0 * jnp.eye(b, m) - 1.0
   return -jnp.sum(jax.nn.log_sigmoid(signs * logits)) / b
 
 
@@ -69,6 +74,15 @@ def make(config) -> Task:
                       f"context (model.text.block_size={model.context}); lower data.seq_len or "
                       "raise model.text.block_size.")
 
+  neg = it.negatives
+  if neg in ("input", "caption"):
+    raise ConfigError(f"image_text.negatives={neg!r} names the images or their captions; name "
+                      "the hard-negative caption ids (e.g. 'negative', with data.text_key and "
+                      "data.tokens_key 'caption,negative').")
+  if neg and neg not in [k for _, k in tokens.text_keys(config.data)]:
+    raise ConfigError(f"image_text.negatives={neg!r} is not tokenised: add it to data.text_key "
+                      f"and data.tokens_key (e.g. 'caption,{neg}').")
+
   def init(rng, spec):
     x = jnp.zeros(spec["input"].shape, jnp.float32)
     t = jnp.zeros(spec["caption"].shape, jnp.int32)
@@ -76,13 +90,19 @@ def make(config) -> Task:
 
   def loss(params, state, batch, rng, step):
     del rng, step
-    logits = model.apply({"params": params, **state}, batch["input"], batch["caption"])
+    texts = batch["caption"]
+    if neg:
+      texts = jnp.concatenate([texts, batch[neg]], axis=0)
+    logits = model.apply({"params": params, **state}, batch["input"], texts)
+    b = logits.shape[0]
     diag = jnp.diagonal(logits)
     metrics = {
-        "accuracy_i2t": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(len(diag))),
+        "accuracy_i2t": jnp.mean(jnp.argmax(logits, axis=1) == jnp.arange(b)),
         "logit_scale": jnp.exp(params["logit_scale"]),
         "positive_logit": jnp.mean(diag),
     }
+    if neg:  # how often an image prefers its caption to its own hard negative
+      metrics["negative_accuracy"] = jnp.mean(diag > jnp.diagonal(logits[:, b:]))
     return contrastive_loss(logits, it.loss), (metrics, {})
 
   def apply(method):
@@ -91,7 +111,8 @@ def make(config) -> Task:
   def save(workdir):  # prompts typed later (a notebook, zero-shot) are encoded with it
     tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
 
-  return Task(init=init, loss=loss, input_keys=("input", "caption"), input_help=INPUT_HELP,
+  return Task(init=init, loss=loss, input_keys=("input", "caption") + ((neg,) if neg else ()),
+              input_help=INPUT_HELP,
               save_artifacts=save,
               eval_fns={"encode": apply(model.image_features),
                         "embed_image": apply(model.embed_image),

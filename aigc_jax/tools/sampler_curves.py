@@ -31,7 +31,7 @@ FLAGS = flags.FLAGS
 
 SCORERS = ("fid", "compositions")  # class- or un-conditional runs; text-to-image runs
 KEPT = ("fid", "is", "fid_floor", "label_agreement", "digit_accuracy", "relation_accuracy",
-        "exact_accuracy")
+        "exact_accuracy", "swap_rate")
 
 
 def _scorer(config) -> tuple[str, str]:

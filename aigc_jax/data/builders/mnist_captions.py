@@ -16,7 +16,9 @@ x" and "x above 7"). Splits:
 - train_digits, validation_digits, test_digits: each digit of the split once, alone at the
   centre, captioned: zero-shot classification and the linear probe read these.
 Features: image (uint8), caption (text), digits ([first, second], -1 where absent), layout
-(single, horizontal, vertical) and label (the first digit). Options come from `data.captions`.
+(single, horizontal, vertical), label (the first digit) and negative: a caption the image
+contradicts only in where its digits stand (the pair swapped), the hard negative that teaches a
+contrastive text tower word order (see `negative`). Options come from `data.captions`.
 """
 
 import dataclasses
@@ -144,6 +146,20 @@ def caption(layout: int, first: int, second: int, names: list[str], rng) -> str:
                                      b=pick(mentions(b, names)))
 
 
+def negative(layout: int, first: int, second: int, seen: set, names: list[str], rng) -> str:
+  """A caption of a seen composition the image is not: its two digits swapped; where that is no
+  different (a pair of equal digits) or held out, one digit changed; for a single digit, another
+  digit. Never a held-out composition, so those stay unseen in training even as text."""
+  if layout == 0:
+    other = (first + 1 + int(rng.integers(len(names) - 1))) % len(names)
+    return caption(0, other, other, names, rng)
+  if first != second and (layout, second, first) in seen:
+    return caption(layout, second, first, names, rng)
+  options = [c for c in sorted(seen) if c[0] == layout and c != (layout, first, second)
+             and (c[1] == first or c[2] == second)]
+  return caption(*options[int(rng.integers(len(options)))], names, rng)
+
+
 def compose(digits: list[np.ndarray], layout: int, canvas: int, jitter: int, rng) -> np.ndarray:
   """The digits (28x28 uint8) placed in their slots, each moved by up to `jitter` pixels but
   kept whole on the canvas; overlapping margins take the brighter pixel."""
@@ -172,8 +188,10 @@ class Builder(tfds.core.GeneratorBasedBuilder):
   """Images of one or two digits with captions; configs are made per mnist_idx config."""
 
   name = "mnist_captions"
-  VERSION = tfds.core.Version("1.1.0")
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {
+      "1.2.0": "A hard-negative caption (`negative`: the digits swapped) beside each caption; "
+               "every other feature as in 1.1.0.",
       "1.1.0": "Digits kept whole on the canvas; numeral and word in every noun phrase, more "
                "templates ('here is', 'we see', 'this is').",
       "1.0.0": "One or two carve digits on a canvas with grammar-made captions.",
@@ -187,6 +205,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
         features=tfds.features.FeaturesDict({
             "image": tfds.features.Tensor(shape=(c, c, 1), dtype=np.uint8, encoding="none"),
             "caption": tfds.features.Text(),
+            "negative": tfds.features.Text(),
             "digits": tfds.features.Tensor(shape=(2,), dtype=np.int32),
             "layout": tfds.features.ClassLabel(names=list(LAYOUTS)),
             "label": tfds.features.ClassLabel(names=_idx_config(self.builder_config.folder).names),
@@ -216,6 +235,9 @@ class Builder(tfds.core.GeneratorBasedBuilder):
     images, labels = pool
     opts = self.builder_config.options
     rng = np.random.default_rng([opts.seed, *stream])
+    # Its own stream, so the other features are those of version 1.1.0.
+    neg_rng = np.random.default_rng([opts.seed, *stream, 1])
+    seen = set(seen_compositions(opts.held_out, len(names)))
     by_class = [np.flatnonzero(labels == k) for k in range(len(names))]
     for i in range(n):
       if every_digit:
@@ -230,6 +252,7 @@ class Builder(tfds.core.GeneratorBasedBuilder):
           "image": compose([images[j] for j in chosen], layout, opts.canvas,
                            0 if every_digit else opts.jitter, rng)[..., None],
           "caption": caption(layout, digits[0], digits[-1], names, rng),
+          "negative": negative(layout, digits[0], digits[-1], seen, names, neg_rng),
           "digits": np.array(digits + [-1] * (2 - len(digits)), np.int32),
           "layout": layout,
           "label": digits[0],
