@@ -34,7 +34,8 @@ Measured (2-core Intel Xeon, jax 0.12.1, December 7 2026; the real images score 
   6.6; 9 min 17 s (median).
 - `clip_quick` (pixels): 44.9% +- 1.0 / 7.9% +- 1.9; held out 42.4% +- 3.1 / 5.7% +- 2.6; slot
   FID 146.9 +- 5.5; 8 min 50 s and 8 min 36 s.
-- `quick` (pixels, text tower trained jointly), seed 0: 17.8% / 2.2%, held out 21.9% / 1.4%.
+- `quick` (pixels, text tower trained jointly, causal), seed 0: 16.8% / 1.9%, held out 18.2% /
+  0.4%; 8 min 43 s.
 - `latent_clip` (6,000 steps, 1,000 captions a split), seed 0, with clip_mnist's default tower
   (causal, read at the last token; 90.9% of test pairs prefer their caption to the swapped
   one): seen digit accuracy 99.4%, relation 98.5% (no swaps), meeting issue 25's default
