@@ -12,9 +12,10 @@ The logit scale is learned; `scale_init` 0 takes the loss's paper value (1/0.07 
 10 for sigmoid). `image_text.negatives` names a batch feature of hard-negative caption ids (a
 caption the image contradicts, e.g. its digits swapped; data.text_key 'caption,negative'): every
 image then also meets every negative of the global batch (B x 2B logits; Yuksekgonul et al. 2023),
-which captions never matched to an image only add to the image -> caption side. Without them a
-mean-pooled text tower learns a bag of words: "a 3 above a 5" = "a 5 above a 3". Evaluators: zero_shot, retrieval (embed_image / embed_text) and linear_probe
-(encode: the image tower's features).
+which captions never matched to an image only add to the image -> caption side (they did not
+teach a mean-pooled tower word order; a causal one read at its last token learns it without
+them: docs/results.md). Evaluators: zero_shot, retrieval (embed_image / embed_text) and
+linear_probe (encode: the image tower's features).
 """
 
 import math
