@@ -15,7 +15,7 @@ import grain
 import jax
 import numpy as np
 
-from aigc_jax.data import clean, ops, sources, splits, tokens
+from aigc_jax.data import audio, clean, ops, sources, splits, tokens
 from aigc_jax.errors import ConfigError
 
 class GlobalBatchIndices(grain.MapDataset):
@@ -63,6 +63,7 @@ def validate(data_config) -> None:
   clean.parse(data_config.text.clean)
   if data_config.tokenizer:
     tokens.validate(data_config)
+  audio.validate(data_config.audio)
   if data_config.labels_per_class < 0:
     raise ConfigError(f"data.labels_per_class={data_config.labels_per_class} must be >= 0 "
                       "(0: every training example).")
@@ -86,9 +87,12 @@ def load_train_split(data_config, seed: int) -> splits.Split:
 
 def load_split(data_config, split: str) -> splits.Split:
   """The one place that picks a split's kind: token sequences of a text data set when
-  data.tokenizer is set (language models), else preprocessed records."""
+  data.tokenizer is set (language models), windows of samples when data.audio.window is, else
+  preprocessed records."""
   if data_config.tokenizer:
     return tokens.load_split(data_config, split)
+  if data_config.audio.window:
+    return audio.load_split(data_config, split)
   fn = ops.parse(data_config.preprocess)
   builder = sources.get_builder(data_config)
   source = sources.get_source(builder, split)

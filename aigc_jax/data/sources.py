@@ -20,6 +20,33 @@ from aigc_jax.errors import ConfigError
 DATA_ENV = "AIGC_JAX_DATA"
 
 
+def _audio_without_tensorflow() -> None:
+  """Lets tfds' Audio feature (catalog speech and music data sets) work without TensorFlow.
+
+  Its decoder asks TensorFlow for a dtype at construction, used only by TensorFlow graphs; the
+  array_record sources this project reads return numpy arrays and never need it. Without
+  TensorFlow installed, the dtype is kept as numpy's instead of failing to build the data set.
+  """
+  import importlib.util
+  if importlib.util.find_spec("tensorflow") is not None:
+    return
+  from tensorflow_datasets.core.features import audio_feature
+  decoder = getattr(audio_feature, "_AudioDecoder", None)
+  if decoder is None or getattr(decoder, "_aigc_jax_numpy", False):
+    return
+
+  def init(self, file_format, np_dtype, shape):
+    self._file_format, self._np_dtype, self._dtype = file_format, np_dtype, np_dtype
+    self._shape = shape
+    self._channels = shape[1] if len(shape) > 1 else 1
+
+  decoder.__init__ = init
+  decoder._aigc_jax_numpy = True
+
+
+_audio_without_tensorflow()
+
+
 def local_builders() -> list[str]:
   return registry.available("aigc_jax.data.builders")
 

@@ -1,10 +1,12 @@
 """The task's own metrics over a whole split: the means of `eval_fns["metrics"]` sums.
 
 Every example counts once (padding masked); the task's `finalize` adds derived metrics
-(perplexity, bits per character ...).
+(perplexity, bits per character ...). A sum may be a vector (a histogram), which `finalize`
+turns into scalars.
 """
 
 import jax
+import numpy as np
 
 DEFAULTS = {"augment": ""}  # ops applied to every batch with a fixed key (see Context.batches)
 
@@ -21,9 +23,9 @@ def make(name, ec, ctx):
     for i, batch in enumerate(ctx.batches(ec.split, ec.batch_size, ec.augment)):
       sums = step_fn(variables, batch, jax.random.fold_in(rng, i))
       totals = sums if totals is None else jax.tree.map(lambda a, b: a + b, totals, sums)
-    totals = {k: float(v) for k, v in jax.device_get(totals).items()}
-    count = totals.pop("count")
-    means = {k: v / count for k, v in totals.items()}
+    totals = {k: np.asarray(v, np.float64) for k, v in jax.device_get(totals).items()}
+    count = float(totals.pop("count"))
+    means = {k: float(v) / count if v.ndim == 0 else v / count for k, v in totals.items()}
     return finalize(means) if finalize else means
 
   return run

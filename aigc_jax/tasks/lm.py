@@ -39,25 +39,41 @@ def vocab_size(config, tok) -> int:
   return have or needed
 
 
-def make_task(config, vocab: int, tokens_per_char: float = 1.0, tok=None) -> Task:
-  """The task for a model with vocabulary `vocab`, independent of any data set (benchmarks)."""
-  model = models.get_model(config.model, vocab_size=vocab)
+def token_sequences(batch) -> dict:
+  """A batch's model input, targets, per-token mask (or None) and conditioning (model kwargs)."""
+  return {"input": batch["input"], "target": batch["target"],
+          "target_mask": batch.get("target_mask"), "cond": {}}
+
+
+def make_task(config, vocab: int, tokens_per_char: float = 1.0, tok=None, *,
+              sequences=token_sequences, input_keys=("input", "target"), model=None,
+              z_loss: float | None = None) -> Task:
+  """The task for a model with vocabulary `vocab`, independent of any data set (benchmarks).
+
+  sequences(batch) -> {input, target, target_mask, cond} turns a batch into what the categorical
+  next-step loss reads, computed inside the step: other sequence kinds (quantised audio with a
+  voice and a spectrogram as `cond`) reuse the loss, the metrics and the finalize."""
+  model = model or models.get_model(config.model, vocab_size=vocab)
+  z_weight = config.lm.z_loss if z_loss is None else z_loss
 
   def init(rng, batch_spec):
-    x = jnp.zeros(batch_spec["input"].shape, jnp.int32)
-    return dict(model.init({"params": rng, "dropout": rng}, x, train=False))
+    batch = {k: jnp.zeros(v.shape, v.dtype) for k, v in batch_spec.items()}
+    seq = sequences(batch)
+    return dict(model.init({"params": rng, "dropout": rng}, seq["input"], train=False,
+                           **seq["cond"]))
 
   def loss(params, state, batch, rng, step):
     del step
-    logits = model.apply({"params": params, **state}, batch["input"], train=True,
-                         rngs={"dropout": rng})
-    ce = losses.softmax_cross_entropy(logits=logits, labels=batch["target"])
+    seq = sequences(batch)
+    logits = model.apply({"params": params, **state}, seq["input"], train=True,
+                         rngs={"dropout": rng}, **seq["cond"])
+    ce = losses.softmax_cross_entropy(logits=logits, labels=seq["target"])
     aux = {}
     total = ce
-    mask = batch.get("target_mask")
-    if config.lm.z_loss:
+    mask = seq["target_mask"]
+    if z_weight:
       z = losses.z_loss(logits=logits)
-      total = ce + config.lm.z_loss * z
+      total = ce + z_weight * z
       aux["z_loss"] = losses.weighted_mean(z, mask)
       aux["cross_entropy"] = losses.weighted_mean(ce, mask)
     return losses.weighted_mean(total, mask), (aux, {})
@@ -67,11 +83,12 @@ def make_task(config, vocab: int, tokens_per_char: float = 1.0, tok=None) -> Tas
 
   def metrics(variables, batch, rng):
     del rng
-    logits = predict(variables, batch["input"])
-    ce = losses.softmax_cross_entropy(logits=logits, labels=batch["target"])
+    seq = sequences(batch)
+    logits = model.apply(variables, seq["input"], train=False, **seq["cond"])
+    ce = losses.softmax_cross_entropy(logits=logits, labels=seq["target"])
     w = batch["mask"][:, None].astype(jnp.float32) * jnp.ones_like(ce)
-    if "target_mask" in batch:
-      w = w * batch["target_mask"]
+    if seq["target_mask"] is not None:
+      w = w * seq["target_mask"]
     return {"loss": jnp.sum(ce * w), "count": jnp.sum(w)}
 
   def finalize(m):
@@ -87,7 +104,7 @@ def make_task(config, vocab: int, tokens_per_char: float = 1.0, tok=None) -> Tas
     def save(workdir):  # aigc_jax.sample reads it from the workdir
       tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
 
-  return Task(init=init, loss=loss, eval_fns=fns, input_keys=("input", "target"),
+  return Task(init=init, loss=loss, eval_fns=fns, input_keys=tuple(input_keys),
               save_artifacts=save)
 
 

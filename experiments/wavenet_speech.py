@@ -1,0 +1,61 @@
+"""WaveNet on real recorded speech (asterisk_sounds: five voices, 8 kHz): next-sample prediction
+over 8-bit mu-law codes, unconditional, voice-conditioned or mel-conditioned (a vocoder).
+
+Reference: van den Oord et al. 2016, "WaveNet: A Generative Model for Raw Audio" (dilated causal
+convolutions, gated units, global and local conditioning); generation with per-layer queues as in
+Paine et al. 2016, "Fast WaveNet Generation Algorithm".
+
+Data: `audio_folder/asterisk_sounds`, split by prompt (a seeded hash of the file's name inside its
+voice folder, the same for every voice): 2,133 train, 285 validation, 413 test utterances; 12
+transcript lines that name no file are skipped and listed in the prepared data's
+audio_report.json. Choices read validation; test NLL is reported on every sample of every test
+utterance, each with its full receptive field.
+
+Variants (parts joined by "_"): `quick` (CPU minutes) and the default size, with `uncond`,
+`voice` (the default: conditioned on the voice) or `mel` (conditioned on the voice and an
+80-band log-mel spectrogram: the vocoder).
+  python -m experiments.wavenet_speech --workdir=DIR                    # needs $AIGC_JAX_DATA
+  python -m aigc_jax.main --config=experiments/wavenet_speech.py:quick --workdir=DIR
+
+Measured: see docs/results.md, section "WaveNet on recorded speech".
+"""
+
+import ml_collections
+
+from aigc_jax import config as config_lib
+from aigc_jax.models import wavenet
+
+PARTS = ("quick", "uncond", "voice", "mel")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  parts = config_lib.parts(arg, "wavenet_speech", PARTS)
+  if len(parts & {"uncond", "voice", "mel"}) > 1:
+    raise ValueError("wavenet_speech: pick one of uncond, voice, mel.")
+  quick = "quick" in parts
+  c = config_lib.get_config(task="audio_lm")
+  c.audio_lm.condition = ("" if "uncond" in parts else "voice,mel" if "mel" in parts
+                          else "voice")
+  c.audio_lm.update(n_fft=256, hop=64, n_mels=40)  # 32 ms windows, 8 ms hops at 8 kHz
+  c.model = ml_collections.ConfigDict(dict(
+      name="wavenet", vocab_size=256, channels=64, skip_channels=128, layers_per_stack=10,
+      stacks=2, num_voices=0, mel_channels=0, mel_hop=0))
+  if quick:
+    c.model.update(channels=32, skip_channels=64, layers_per_stack=8, stacks=2)
+  field = wavenet.receptive_field(c.model)
+  scored = 1024 if quick else 2048
+  c.data.update(name="audio_folder/asterisk_sounds", eval_split="test", batch_size=8,
+                eval_batch_size=64)
+  c.data.audio_folder.missing_files = "skip"
+  c.data.audio.update(window=field + scored, context=field, stride=64)
+  c.optim.update(name="adam", lr=1e-3, schedule="warmup_cosine", warmup_steps=100,
+                 min_lr_ratio=0.05, grad_clip_norm=1.0)
+  steps = 1500 if quick else 6000
+  c.train.update(num_steps=steps, log_every_steps=50, eval_every_steps=steps // 3,
+                 checkpoint_every_steps=250, best_metric="validation_loss", best_mode="min")
+  c.cpu_devices = 2
+  config_lib.add_eval(c, "validation", "metrics", split="validation")
+  config_lib.add_eval(c, "test", "metrics", every_steps=-1)
+  c.evals.samples.update(every_steps=-1, split="test", num=5 if "uncond" not in parts else 4,
+                         seconds=1.0)
+  return c
