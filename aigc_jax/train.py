@@ -214,11 +214,13 @@ def _compile(parts, task, mesh):
   return train_step, float(cost.get("flops", 0.0)) * mesh.devices.size
 
 
-def _log_train(writer, pbar, window: list, active, done: int, examples: int, seconds: float):
-  """The mean of the window's step metrics, the options' log values, the throughput."""
+def _log_train(writer, pbar, window: list, active, done: int, examples: int, t_start: float):
+  """The mean of the window's step metrics, the options' log values, the throughput (from
+  the window's start to its last step's results on the host: steps are dispatched
+  asynchronously, so the clock stops only once they have run)."""
   host = jax.device_get(window)
   mean = {k: float(np.mean([m[k] for m in host])) for k in host[0]}
-  mean["examples_per_sec"] = examples / seconds
+  mean["examples_per_sec"] = examples / (time.perf_counter() - t_start)
   for a in active:
     if a.log:
       mean.update(a.log(done))
@@ -304,7 +306,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
       done = step + 1
       if done % config.train.log_every_steps == 0 or done == num_steps:
         host = _log_train(writer, pbar, window, active, done, len(window) * global_batch,
-                          time.perf_counter() - t_window)
+                          t_window)
         _stop_if_diverged(config, host, done, ckpt)
         window, t_window = [], time.perf_counter()
       if any(ev.due(done, num_steps) for ev in evals):

@@ -9,7 +9,8 @@ label ...) come alongside, with `utterance` and `offset`: window position p hold
 - training split: windows starting every `stride` samples of every utterance, drawn in a
   shuffled order like the text windows (resumable: an example is its index);
 - evaluation splits: every sample of every utterance scored exactly once, in chunks of
-  `window - context` scored samples, each with its full context, the last one padded and masked.
+  `eval_window - context` scored samples (eval_window 0: window), each with its full context,
+  the last one padded and masked.
 `utterance(i)` returns a whole utterance (vocoding, listening). A data set's sample rate comes
 from its `audio` feature (catalog) or `info.metadata["sample_rate"]` (audio_folder).
 """
@@ -23,6 +24,8 @@ DEFAULTS = {
     "window": 0,  # samples per example; 0: audio is read as plain records
     "context": 0,  # leading samples of each example that are read, not scored (receptive field)
     "stride": 64,  # training windows start every this many samples
+    # Samples per evaluation example; 0: `window`. Longer chunks re-read the context less often.
+    "eval_window": 0,
     "key": "audio",  # the feature holding the samples
     "speech_only": False,  # drop utterances flagged speech=False (tones) where there is the flag
 }
@@ -44,6 +47,9 @@ def validate(ac) -> None:
   if not 0 <= ac.context < ac.window:
     raise ConfigError(f"data.audio.context={ac.context} must be in [0, data.audio.window="
                       f"{ac.window}): each example needs scored samples after its context.")
+  if ac.eval_window and not ac.context < ac.eval_window:
+    raise ConfigError(f"data.audio.eval_window={ac.eval_window} must exceed data.audio.context="
+                      f"{ac.context} (or be 0: data.audio.window).")
   if ac.stride <= 0:
     raise ConfigError(f"data.audio.stride={ac.stride} must be positive.")
 
@@ -130,6 +136,7 @@ def load_split(data_config, split: str) -> AudioSplit:
   if records and ac.key not in records[0]:
     raise ConfigError(f"Data set {builder.name!r} has no {ac.key!r} feature (it has "
                       f"{sorted(records[0])}); set data.audio.key to the audio feature.")
-  return AudioSplit(records, window=ac.window, context=ac.context, stride=ac.stride,
-                    train=split == data_config.train_split, rate=sample_rate(builder, ac.key),
-                    key=ac.key)
+  train = split == data_config.train_split
+  return AudioSplit(records, window=ac.window if train else (ac.eval_window or ac.window),
+                    context=ac.context, stride=ac.stride, train=train,
+                    rate=sample_rate(builder, ac.key), key=ac.key)

@@ -14,8 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aigc_jax import writers
-from aigc_jax.tasks import audio_lm
+from aigc_jax import audio, writers
 
 DEFAULTS = {"num": 4, "seconds": 1.0, "temperature": 1.0}
 
@@ -34,16 +33,17 @@ def write_wav(path: str, x, rate: int) -> None:
 
 
 def real_examples(split, n: int, length: int, voice_key: str | None):
-  """n utterances cut or padded to `length`: for voices 0..n-1 in turn where voice_key is set,
-  else the first n; with their voice ids."""
+  """n speech utterances cut or padded to `length`: for voices 0..n-1 in turn where voice_key
+  is set, else the first n; with their voice ids."""
+  speech = split.labels.get("speech", np.ones(len(split.lengths), np.int32)).astype(bool)
+  voices = int(split.labels[voice_key].max()) + 1 if voice_key else 1
   picks = []
   for k in range(n):
+    ok = speech.copy()  # tones (speech=False) are no example of a voice
     if voice_key:
-      ids = np.flatnonzero(split.labels[voice_key] == k % (split.labels[voice_key].max() + 1))
-      i = int(ids[0]) if len(ids) else k
-    else:
-      i = k % len(split.lengths)
-    picks.append(i)
+      ok &= split.labels[voice_key] == k % voices
+    ids = np.flatnonzero(ok)
+    picks.append(int(ids[(k // voices) % len(ids)]) if len(ids) else k % len(split.lengths))
   clips = np.zeros((n, length), np.float32)
   for row, i in enumerate(picks):
     x = split.utterance(i)[:length]
@@ -52,14 +52,15 @@ def real_examples(split, n: int, length: int, voice_key: str | None):
   return clips, voices
 
 
-def spectrogram_sheet(path: str, real, fake, to_mel, titles) -> None:
+def spectrogram_rows(path: str, rows, labels, to_mel, titles) -> None:
+  """A sheet of log-mel spectrograms: one row per list of clips, one column per clip."""
   plt = writers.pyplot()
-  n = len(fake)
-  fig, axes = plt.subplots(2, n, figsize=(3 * n, 4.5), squeeze=False)
-  for row, clips, label in ((0, real, "real"), (1, fake, "generated")):
+  n = len(rows[0])
+  fig, axes = plt.subplots(len(rows), n, figsize=(3 * n, 2.2 * len(rows)), squeeze=False)
+  for r, (clips, label) in enumerate(zip(rows, labels)):
     mels = np.asarray(to_mel(jnp.asarray(clips)))
     for k in range(n):
-      ax = axes[row, k]
+      ax = axes[r, k]
       ax.imshow(mels[k].T, origin="lower", aspect="auto", cmap="magma")
       ax.set_title(f"{label}: {titles[k]}", fontsize=8)
       ax.set_xticks([])
@@ -70,7 +71,7 @@ def spectrogram_sheet(path: str, real, fake, to_mel, titles) -> None:
 def make(name, ec, ctx):
   sample_audio = ctx.fn("sample_audio", name)
   config = ctx.config
-  cond = audio_lm.conditions(config)
+  cond = audio.conditions(config)
   voice_key = config.audio_lm.voice_key if "voice" in cond else None
 
   def run(variables, step, rng):
@@ -78,19 +79,18 @@ def make(name, ec, ctx):
     split = ctx.split(ec.split)
     length = int(round(ec.seconds * split.rate))
     real, voices = real_examples(split, ec.num, length, voice_key)
-    to_mel = audio_lm.mel_fn(config, split.rate)
-    mel = to_mel(jnp.asarray(real)) if "mel" in cond else None
+    to_mel = audio.mel_fn(config, split.rate)
     fake = np.asarray(jax.device_get(sample_audio(
         variables, jax.random.PRNGKey(step), num_samples=length, batch=ec.num,
-        voice=None if voices is None else jnp.asarray(voices), mel=mel,
-        temperature=ec.temperature)))
+        voice=None if voices is None else jnp.asarray(voices),
+        audio_BT=jnp.asarray(real) if "mel" in cond else None, temperature=ec.temperature)))
     if jax.process_index() == 0:
       stem = os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}")
       for k, clip in enumerate(fake):
         write_wav(f"{stem}_{k}.wav", clip, split.rate)
       titles = [f"voice {v}" for v in voices] if voices is not None else [
-          "mel of real" if mel is not None else f"sample {k}" for k in range(ec.num)]
-      spectrogram_sheet(stem + ".png", real, fake, to_mel, titles)
+          "from real's mel" if "mel" in cond else f"sample {k}" for k in range(ec.num)]
+      spectrogram_rows(stem + ".png", [real, fake], ["real", "generated"], to_mel, titles)
     return {"rms": float(np.sqrt(np.mean(fake**2)))}
 
   return run

@@ -52,11 +52,16 @@ class Model(nn.Module):
     self.cur = [Dense(2 * C, ("embed", "mlp"), name=f"cur{i}") for i in range(L)]
     self.res = [Dense(C, ("mlp", "embed"), name=f"res{i}") for i in range(L - 1)]
     self.skip = [Dense(self.skip_channels, ("mlp", "embed"), name=f"skip{i}") for i in range(L)]
+    # Conditioning enters every gate through zero-initialised maps: it starts as a no-op, so a
+    # conditioned model begins as the unconditional one and learns what the condition adds.
+    zero = nn.initializers.zeros_init()
     if self.num_voices:
       self.voice_embed = nn.Embed(self.num_voices, C)
-      self.voice_proj = [nn.Dense(2 * C, use_bias=False, name=f"voice{i}") for i in range(L)]
+      self.voice_proj = [nn.Dense(2 * C, use_bias=False, kernel_init=zero, name=f"voice{i}")
+                         for i in range(L)]
     if self.mel_channels:
-      self.mel_proj = [nn.Dense(2 * C, use_bias=False, name=f"mel{i}") for i in range(L)]
+      self.mel_proj = [nn.Dense(2 * C, use_bias=False, kernel_init=zero, name=f"mel{i}")
+                       for i in range(L)]
     self.head1 = Dense(self.skip_channels, ("embed", "mlp"))
     self.head2 = Dense(self.vocab_size, ("mlp", "vocab"))
 

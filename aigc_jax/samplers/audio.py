@@ -23,42 +23,47 @@ def _draw(rng, t, logits_BV, temperature):
 
 
 @functools.partial(jax.jit, static_argnames=("model", "num_samples", "batch", "temperature",
-                                             "use_cache", "bits"))
+                                             "use_cache", "bits", "prime"))
 def generate(model, params, rng, *, num_samples: int, batch: int, voice=None, mel=None,
-             temperature: float = 1.0, use_cache: bool = True, bits: int = 8):
-  """Codes [batch, num_samples] drawn one sample at a time after silence. voice: [batch] ids
-  (voice-conditioned models); mel: [batch, frames, mel_channels] covering num_samples."""
-  start = jnp.full((batch,), audio.silence_code(bits), jnp.int32)
+             temperature: float = 1.0, use_cache: bool = True, bits: int = 8, prime: int = 0):
+  """Codes [batch, num_samples] drawn one sample at a time after `prime` samples of silence
+  (as training windows begin: prime = the receptive field makes the first sample see silence
+  wherever it looks). voice: [batch] ids; mel: [batch, frames, mel_channels] covering
+  prime + num_samples samples. Drawn sample t uses `fold_in(rng, t)`."""
+  total = prime + num_samples
+  silence = jnp.full((batch,), audio.silence_code(bits), jnp.int32)
   variables = {"params": params}
-  frames = (mel[:, wavenet.mel_index(num_samples, model.mel_hop)] if model.mel_channels
-            else jnp.zeros((batch, num_samples, 0)))
+  frames = mel[:, wavenet.mel_index(total, model.mel_hop)] if model.mel_channels else None
+
+  def pick(s, logits):
+    """The code at position s: drawn after the prime, silence within it."""
+    drawn = _draw(rng, s - prime, logits, temperature)
+    return jnp.where(s >= prime, drawn, silence)
 
   if use_cache:
-    def body(carry, t):
+    def body(carry, s):
       code, queues = carry
-      logits, queues = model.apply(variables, code, queues, t, voice=voice,
-                                   mel_frame=frames[:, t] if model.mel_channels else None,
+      logits, queues = model.apply(variables, code, queues, s, voice=voice,
+                                   mel_frame=frames[:, s] if model.mel_channels else None,
                                    method=model.step)
-      code = _draw(rng, t, logits, temperature)
+      code = pick(s, logits)
       return (code, queues), code
 
-    queues = model.queues(batch)
-    _, codes = jax.lax.scan(body, (start, queues), jnp.arange(num_samples))
-    return codes.T
+    _, codes = jax.lax.scan(body, (silence, model.queues(batch)), jnp.arange(total))
+    return codes.T[:, prime:]
 
-  # Naive: the logits of position t from one full pass over the R inputs before it (all its
-  # receptive field reads), or over the first R while t < R.
-  R = min(wavenet.receptive_field(model), num_samples)
+  # Naive: the logits of position s from one full pass over the R inputs up to it (all its
+  # receptive field reads), or over the first R while s < R.
+  R = min(wavenet.receptive_field(model), total)
 
-  def naive(buf, t):
-    s = jnp.maximum(t + 1 - R, 0)
-    window = jax.lax.dynamic_slice_in_dim(buf, s, R, axis=1)
-    m = jax.lax.dynamic_slice_in_dim(frames, s, R, axis=1) if model.mel_channels else None
+  def naive(buf, s):
+    start = jnp.maximum(s + 1 - R, 0)
+    window = jax.lax.dynamic_slice_in_dim(buf, start, R, axis=1)
+    m = jax.lax.dynamic_slice_in_dim(frames, start, R, axis=1) if model.mel_channels else None
     logits = model.apply(variables, window, voice=voice, mel=m, upsampled=True)
-    code = _draw(rng, t, jax.lax.dynamic_index_in_dim(logits, t - s, 1, keepdims=False),
-                 temperature)
-    return buf.at[:, t + 1].set(code, mode="drop"), code  # the last sample is no input
+    code = pick(s, jax.lax.dynamic_index_in_dim(logits, s - start, 1, keepdims=False))
+    return buf.at[:, s + 1].set(code, mode="drop"), code  # the last code is no input
 
-  buf = jnp.zeros((batch, num_samples), jnp.int32).at[:, 0].set(start)
-  _, codes = jax.lax.scan(naive, buf, jnp.arange(num_samples))
-  return codes.T
+  buf = jnp.zeros((batch, total), jnp.int32).at[:, 0].set(silence)
+  _, codes = jax.lax.scan(naive, buf, jnp.arange(total))
+  return codes.T[:, prime:]

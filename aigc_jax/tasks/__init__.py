@@ -28,8 +28,8 @@ from aigc_jax.errors import ConfigError
 #   denoise(variables, x0, labels, t, rng) -> (x_t, the model's estimate of x0) at one time t
 #   embed_image(variables, x) -> [B, D] and embed_text(variables, ids) -> [B, D]: unit vectors
 #   in one space (image-text models)
-#   sample_audio(variables, rng, num_samples=, voice=, mel=, batch=, temperature=) -> [B, T]
-#   samples in [-1, 1]
+#   sample_audio(variables, rng, num_samples=, voice=, audio_BT=, batch=, temperature=) ->
+#   [B, T] samples in [-1, 1] (audio_BT: real audio whose spectrogram a vocoder follows)
 VARIABLES, HOST = "variables", "host"
 EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
             "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,

@@ -21,13 +21,11 @@ import numpy as np
 
 from aigc_jax import audio, evaluators, models
 from aigc_jax.data import audio as audio_data
+from aigc_jax.data import sources
 from aigc_jax.errors import ConfigError
 from aigc_jax.models import wavenet
 from aigc_jax.samplers import audio as audio_sampler
 from aigc_jax.tasks import lm
-
-CONDITIONS = ("voice", "mel")
-
 
 def configure(c) -> None:
   c.audio_lm = ml_collections.ConfigDict({
@@ -38,21 +36,6 @@ def configure(c) -> None:
       "n_fft": 1024, "hop": 256, "n_mels": 80, "fmin": 0.0, "fmax": 0.0,
   })
   c.evals.samples = evaluators.spec("audio_sample")
-
-
-def conditions(config) -> set[str]:
-  chosen = {x.strip() for x in config.audio_lm.condition.split(",") if x.strip()}
-  if chosen - set(CONDITIONS):
-    raise ConfigError(f"audio_lm.condition={config.audio_lm.condition!r}; valid: any of "
-                      f"{', '.join(CONDITIONS)}, comma-separated, or '' (unconditional).")
-  return chosen
-
-
-def mel_fn(config, rate: int):
-  """Samples [B, T] -> log-mel [B, frames, n_mels] with the task's settings."""
-  a = config.audio_lm
-  return functools.partial(audio.log_mel, sample_rate=rate, n_fft=a.n_fft, hop=a.hop,
-                           n_mels=a.n_mels, fmin=a.fmin, fmax=a.fmax)
 
 
 def check(config, split) -> None:
@@ -73,7 +56,7 @@ def make(config):
   if not config.data.audio.window:
     raise ConfigError("task 'audio_lm' reads windows of samples: set data.audio.window (and "
                       "data.audio.context to the model's receptive field).")
-  cond = conditions(config)
+  cond = audio.conditions(config)
   a = config.audio_lm
   split = audio_data.load_split(config.data, config.data.eval_split)
   check(config, split)
@@ -88,7 +71,10 @@ def make(config):
   if "mel" in cond:
     overrides.update(mel_channels=a.n_mels, mel_hop=a.hop)
   model = models.get_model(config.model, **overrides)
-  to_mel = mel_fn(config, rate)
+  log_mel = audio.mel_fn(config, rate)
+
+  def to_mel(x):  # the model's input scale: speech's log-mel power lies roughly in [-11.5, 4]
+    return (log_mel(x) + 5.0) / 5.0
 
   def sequences(batch):
     q = audio.mu_law_encode(batch["audio"], a.bits)
@@ -122,11 +108,20 @@ def make(config):
     out["unigram_bits_per_sample"] = float(-(p * np.log2(p)).sum())
     return out
 
-  def sample_audio(variables, rng, *, num_samples, voice=None, mel=None, batch=1,
+  prime = wavenet.receptive_field(config.model) if config.model.name == "wavenet" else 0
+
+  def sample_audio(variables, rng, *, num_samples, voice=None, audio_BT=None, batch=1,
                    temperature=1.0):
+    """Samples [batch, num_samples] in [-1, 1] after silence, as training windows begin; a
+    mel-conditioned model reads the log-mel of audio_BT (resynthesis), silence-prefixed too."""
+    mel = None
+    if "mel" in cond:
+      if audio_BT is None:
+        raise ConfigError("A mel-conditioned WaveNet needs audio_BT to take the mel from.")
+      mel = to_mel(jnp.pad(audio_BT, ((0, 0), (prime, 0))))
     codes = audio_sampler.generate(model, variables["params"], rng, num_samples=num_samples,
                                    batch=batch, voice=voice, mel=mel, temperature=temperature,
-                                   bits=a.bits)
+                                   bits=a.bits, prime=prime)
     return audio.mu_law_decode(codes, a.bits)
 
   fns = dict(task.eval_fns, metrics=metrics, finalize=finalize, sample_audio=sample_audio)
@@ -136,7 +131,6 @@ def make(config):
 
 def num_voices(config, split) -> int:
   """Classes of the voice feature: the data set's label count, or the split's largest id + 1."""
-  from aigc_jax.data import sources
   builder = sources.get_builder(config.data)
   feat = builder.info.features[config.audio_lm.voice_key] if config.audio_lm.voice_key in \
       builder.info.features else None
