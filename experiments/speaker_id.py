@@ -8,7 +8,9 @@ voice agreement of generated speech, and its embedding gives the Frechet speaker
 per data set and cached by aigc_jax/tools/scorer.py when an evaluator names it.
   python -m experiments.speaker_id --workdir=DIR        # needs $AIGC_JAX_DATA
 
-Measured: see docs/results.md, section "WaveNet on recorded speech".
+Measured (2-core Intel Xeon, jax 0.12.1, seed 0): 88.2% of the test split's one-second chunks
+(validation 88.7%; many chunks are mostly silence or padding), 93.7% of the test utterances'
+first seconds; 56 s. docs/results.md, "WaveNet on recorded speech".
 """
 
 import ml_collections

@@ -17,7 +17,14 @@ Variants (parts joined by "_"): `quick` (CPU minutes) and the default size, with
   python -m experiments.wavenet_speech --workdir=DIR                    # needs $AIGC_JAX_DATA
   python -m aigc_jax.main --config=experiments/wavenet_speech.py:quick --workdir=DIR
 
-Measured: see docs/results.md, section "WaveNet on recorded speech".
+Measured (2-core Intel Xeon, jax 0.12.1, seed 0, one run each; test bits per sample over every
+test sample, unigram entropy of the test codes 7.586): `quick_uncond` 5.063 (8 min 13 s),
+`quick` (voice) 5.052 (9 min 5 s), `quick_mel` 4.942 (10 min 37 s, over the 10-minute target).
+Generated speech is unvoiced noise in speech's envelope: the speaker classifier gives the asked
+voice to 17.0% of `quick`'s clips (real held-out utterances: 93.7%; target 90% missed), and
+`quick_mel`'s resynthesis loses to Griffin-Lim from the same spectrograms (log-spectral distance
+13.77 against 10.21 dB, mel-cepstral distortion 25.56 against 14.21 dB; target missed). Full
+table, pictures and the generation speed: docs/results.md, "WaveNet on recorded speech".
 """
 
 import ml_collections

@@ -79,7 +79,7 @@ def test_finished_run_says_so(tfds_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("change,match", [
-    (lambda c: setattr(c, "task", "clasify"), r"Unknown task 'clasify'. Valid tasks: autoencoder, classify"),
+    (lambda c: setattr(c, "task", "clasify"), r"Unknown task 'clasify'. Valid tasks: audio_lm, autoencoder, classify"),
     (lambda c: setattr(c.model, "name", "resnet9000"), "Unknown model 'resnet9000'"),
     (lambda c: c.data.update(dict(batch_size=60)), "not divisible by the data-parallel size 8"),
     (lambda c: c.train.update(dict(num_epochs=1.0)), "exactly one of train.num_steps"),
