@@ -38,7 +38,7 @@ def configure(c) -> None:
   c.evals.samples = evaluators.spec("audio_sample")
 
 
-def check(config, split) -> None:
+def check(config) -> None:
   """Errors before compiling: the receptive field must fit the context of every window."""
   if config.model.name != "wavenet":
     return
@@ -49,7 +49,6 @@ def check(config, split) -> None:
                       f"{ac.context}: scored samples would see less than their receptive field. "
                       f"Set data.audio.context >= {R} and data.audio.window above it (or use "
                       "fewer layers: model.layers_per_stack, model.stacks).")
-  del split
 
 
 def make(config):
@@ -59,7 +58,7 @@ def make(config):
   cond = audio.conditions(config)
   a = config.audio_lm
   split = audio_data.load_split(config.data, config.data.eval_split)
-  check(config, split)
+  check(config)
   rate = split.rate
   overrides = {"vocab_size": 2**a.bits}
   if "voice" in cond:
@@ -132,7 +131,7 @@ def make(config):
 def num_voices(config, split) -> int:
   """Classes of the voice feature: the data set's label count, or the split's largest id + 1."""
   builder = sources.get_builder(config.data)
-  feat = builder.info.features[config.audio_lm.voice_key] if config.audio_lm.voice_key in \
-      builder.info.features else None
-  n = getattr(feat, "num_classes", None)
-  return int(n) if n else int(split.labels[config.audio_lm.voice_key].max()) + 1
+  key = config.audio_lm.voice_key
+  feats = builder.info.features
+  n = getattr(feats[key], "num_classes", None) if key in feats else None
+  return int(n) if n else int(split.labels[key].max()) + 1
