@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aigc_jax import audio, writers
+from aigc_jax import audio
 from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators.audio_sample import spectrogram_rows, write_wav
 

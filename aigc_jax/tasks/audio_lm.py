@@ -11,10 +11,8 @@ ignores the past would reach at best).
 """
 
 import dataclasses
-import functools
 import math
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
