@@ -7,7 +7,7 @@ builder's in its options dataclass (data/builders/*.py SECTION), an evaluator's 
 import ml_collections
 
 from aigc_jax import evaluators, options, tasks
-from aigc_jax.data import audio, sources
+from aigc_jax.data import audio, sources, video
 
 
 def get_config(task: str = "classify") -> ml_collections.ConfigDict:
@@ -46,6 +46,8 @@ def get_config(task: str = "classify") -> ml_collections.ConfigDict:
   c.data.truncate = True
   # Audio input (aigc_jax/data/audio.py): window > 0 turns utterances into windows of samples.
   c.data.audio = ml_collections.ConfigDict(audio.DEFAULTS)
+  # Generated video (aigc_jax/data/video.py): frames > 0 makes Moving MNIST of data.name's digits.
+  c.data.video = ml_collections.ConfigDict(video.DEFAULTS)
   c.data.preprocess = ""  # "op1|op2(args)", see aigc_jax/data/ops.py
   c.data.batch_size = 128  # global, across all hosts and devices
   c.data.eval_batch_size = 1000

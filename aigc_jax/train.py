@@ -192,6 +192,15 @@ def _training_data(config, task, train_split, active):
   return train_it, global_batch, spec
 
 
+def _num_steps(train_config, split, global_batch: int) -> int:
+  if train_config.num_steps > 0:
+    return train_config.num_steps
+  if getattr(split, "endless", False):
+    raise ConfigError("The training data is endless (generated sequences, data.video); set "
+                      "train.num_steps instead of train.num_epochs.")
+  return math.ceil(train_config.num_epochs * len(split) / global_batch)
+
+
 def _loaded(task, parts, active) -> dict:
   """{parameter path: arrays} a fresh run starts from: an option's (config.init) and the
   task's own pretrained parts (a latent model's autoencoder)."""
@@ -244,10 +253,7 @@ def run(config: ml_collections.ConfigDict, workdir: str, *, devices=None) -> dic
   split = pipeline.load_train_split(config.data, config.seed)
   active = options.setup(options.Run(config, task, mesh, split, config.data.batch_size))
   train_it, global_batch, spec = _training_data(config, task, split, active)
-  if config.train.num_steps > 0:
-    num_steps = config.train.num_steps
-  else:
-    num_steps = math.ceil(config.train.num_epochs * len(split) / global_batch)
+  num_steps = _num_steps(config.train, split, global_batch)
   parts = step_lib.prepare(config, task, mesh, spec, num_steps, active)
   ckpt = checkpoint.Checkpointer(os.path.join(workdir, "checkpoints"),
                                  keep=config.train.keep_checkpoints,

@@ -8,6 +8,7 @@ import collections
 import io
 import json
 import os
+import re
 import sys
 import time
 
@@ -121,7 +122,8 @@ def plot_metrics(events: list[dict], plot_dir) -> list[str]:
   series = collections.defaultdict(lambda: collections.defaultdict(list))
   for e in events:
     for k, v in e.items():
-      if k not in ("step", "split"):
+      # Per-horizon video metrics (mse_frame11 ...) have their own plot (video_prediction).
+      if k not in ("step", "split") and not re.search(r"_frame\d+$", k):
         series[k][e["split"]].append((e["step"], v))
   plot_dir = epath.Path(plot_dir)
   plot_dir.mkdir(parents=True, exist_ok=True)

@@ -92,3 +92,37 @@ def crash_and_resume(config, tmp_path, monkeypatch, after_batches: int = 4):
   s2 = train.run(config, crashed)
   jax.tree.map(np.testing.assert_array_equal, final_params(straight)[1], final_params(crashed)[1])
   return s1, s2
+
+
+def one_and_eight_devices(config, tmp_path, metric: str):
+  """Trains `config` on one device and on the 8-device mesh (data 4 x fsdp 2) and checks that
+  the logged training losses and summary[metric] agree; returns the 8-device workdir."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import pytest  # pylint: disable=import-outside-toplevel
+  from aigc_jax import train  # pylint: disable=import-outside-toplevel
+  runs = {}
+  for name, devices, mesh in (("one", jax.devices()[:1], dict(data=1, fsdp=1, tensor=1)),
+                              ("eight", None, dict(data=4, fsdp=2, tensor=1))):
+    c = config.copy_and_resolve_references()
+    c.mesh.update(mesh)
+    s = train.run(c, str(tmp_path / name), devices=devices)
+    runs[name] = [m["loss"] for m in metrics(str(tmp_path / name))], s
+  np.testing.assert_allclose(runs["eight"][0], runs["one"][0], rtol=1e-4)
+  assert runs["eight"][1][metric] == pytest.approx(runs["one"][1][metric], rel=1e-4)
+  return str(tmp_path / "eight")
+
+
+def bfloat16_agrees(config, params, batch: dict, metric: str, rel: float) -> None:
+  """The task's metrics on `batch` at compute_dtype bfloat16 differ from float32's (bfloat16
+  really ran) by at most `rel` in sums[metric] / sums["count"]."""
+  import jax  # pylint: disable=import-outside-toplevel
+  import pytest  # pylint: disable=import-outside-toplevel
+  from aigc_jax.tasks import get_task  # pylint: disable=import-outside-toplevel
+  c = config.copy_and_resolve_references()
+  out = {}
+  for dtype in ("float32", "bfloat16"):
+    c.compute_dtype = dtype
+    m = jax.jit(get_task(c).eval_fns["metrics"])({"params": params}, batch, None)
+    out[dtype] = float(m[metric] / m["count"])
+  assert out["bfloat16"] != out["float32"]
+  assert out["bfloat16"] == pytest.approx(out["float32"], rel=rel)

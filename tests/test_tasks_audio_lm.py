@@ -70,35 +70,20 @@ def test_test_nll_is_every_sample_of_every_utterance_with_its_full_context(data_
 
 def test_one_device_equals_eight_samples_are_written_bfloat16_agrees(data_dir, tfds_dir,
                                                                      tmp_path):
-  def run(name, devices=None, **mesh):
-    c = _tiny(data_dir, tfds_dir)
-    c.mesh.update(mesh)
-    s = train.run(c, str(tmp_path / name), devices=devices)
-    return [m["loss"] for m in helpers.metrics(str(tmp_path / name))], s
-
-  one, s1 = run("one", jax.devices()[:1], data=1, fsdp=1, tensor=1)
-  eight, s8 = run("eight", None, data=4, fsdp=2, tensor=1)
-  np.testing.assert_allclose(eight, one, rtol=1e-4)
-  assert s8["test_loss"] == pytest.approx(s1["test_loss"], rel=1e-4)
-  samples = sorted(os.listdir(tmp_path / "eight" / "samples"))
+  c = _tiny(data_dir, tfds_dir)
+  eight = helpers.one_and_eight_devices(c, tmp_path, "test_loss")
+  samples = sorted(os.listdir(os.path.join(eight, "samples")))
   assert samples == ["samples_step_000006.png", "samples_step_000006_0.wav",
                      "samples_step_000006_1.wav"]
   import soundfile
-  x, rate = soundfile.read(str(tmp_path / "eight" / "samples" / samples[1]))
+  x, rate = soundfile.read(os.path.join(eight, "samples", samples[1]))
   assert rate == 8000 and len(x) == 80
 
   # bfloat16 through the precision policy, on the trained weights: the same NLL to rounding.
-  c = _tiny(data_dir, tfds_dir)
-  _, params = helpers.final_params(str(tmp_path / "eight"))
+  _, params = helpers.final_params(eight)
   test = pipeline.load_split(c.data, "test[:1%]")
   batch = dict(test.load(np.arange(len(test))), mask=np.ones(len(test), bool))
-  nll = {}
-  for dtype in ("float32", "bfloat16"):
-    c.compute_dtype = dtype
-    m = jax.jit(get_task(c).eval_fns["metrics"])({"params": params}, batch, None)
-    nll[dtype] = float(m["loss"] / m["count"])
-  assert nll["bfloat16"] != nll["float32"]  # bfloat16 really ran
-  assert nll["bfloat16"] == pytest.approx(nll["float32"], rel=1e-2)
+  helpers.bfloat16_agrees(c, params, batch, "loss", rel=1e-2)
 
 
 def test_killed_run_resumes_exactly(data_dir, tfds_dir, tmp_path, monkeypatch):

@@ -15,7 +15,7 @@ import grain
 import jax
 import numpy as np
 
-from aigc_jax.data import audio, clean, ops, sources, splits, tokens
+from aigc_jax.data import audio, clean, ops, sources, splits, tokens, video
 from aigc_jax.errors import ConfigError
 
 class GlobalBatchIndices(grain.MapDataset):
@@ -51,6 +51,9 @@ class GlobalBatchIndices(grain.MapDataset):
   def __getitem__(self, index):
     if isinstance(index, slice):
       return self.slice(index)
+    if not self._shuffle:  # also the endless splits (generated data), whose range never ends
+      start = (index * self._global + self._offset) % (self._per_epoch * self._global)
+      return np.arange(start, start + self._local)
     epoch, b = divmod(index, self._per_epoch)
     start = b * self._global + self._offset
     return self._permutation(epoch)[start:start + self._local]
@@ -64,6 +67,7 @@ def validate(data_config) -> None:
   if data_config.tokenizer:
     tokens.validate(data_config)
   audio.validate(data_config.audio)
+  video.validate(data_config.video)
   if data_config.labels_per_class < 0:
     raise ConfigError(f"data.labels_per_class={data_config.labels_per_class} must be >= 0 "
                       "(0: every training example).")
@@ -93,6 +97,8 @@ def load_split(data_config, split: str) -> splits.Split:
     return tokens.load_split(data_config, split)
   if data_config.audio.window:
     return audio.load_split(data_config, split)
+  if data_config.video.frames:
+    return video.load_split(data_config, split)
   fn = ops.parse(data_config.preprocess)
   builder = sources.get_builder(data_config)
   source = sources.get_source(builder, split)
@@ -107,6 +113,8 @@ def train_iterator(split: splits.Split, *, global_batch: int, seed: int, process
   if len(split) < global_batch:
     raise ConfigError(f"The training split has {len(split)} examples, fewer than the global "
                       f"batch {global_batch}; lower data.batch_size.")
+  # An endless split (a pure function of the index) is read in order: its examples never repeat.
+  shuffle = shuffle and not getattr(split, "endless", False)
   ds = GlobalBatchIndices(len(split), global_batch, seed, process_index, process_count, shuffle)
   it_ds = ds.map(split.load).to_iter_dataset(
       grain.ReadOptions(num_threads=0, prefetch_buffer_size=0))

@@ -11,6 +11,7 @@ import shlex
 
 import jax
 import ml_collections
+import numpy as np
 import tensorflow_datasets as tfds
 from jax.experimental import multihost_utils
 
@@ -44,7 +45,25 @@ def _audio_without_tensorflow() -> None:
   decoder._aigc_jax_numpy = True
 
 
+def _video_without_tensorflow() -> None:
+  """Lets tfds' Video feature (the catalog's moving_mnist ...) be built without TensorFlow.
+
+  Its constructor only converts the frame dtype with TensorFlow before handing it to the Image
+  feature, which takes numpy's; that one call is answered with numpy's dtype instead.
+  """
+  import importlib.util
+  import types
+  if importlib.util.find_spec("tensorflow") is not None:
+    return
+  from tensorflow_datasets.core.features import video_feature
+  if getattr(video_feature, "_aigc_jax_numpy", False):
+    return
+  video_feature.tf = types.SimpleNamespace(dtypes=types.SimpleNamespace(as_dtype=np.dtype))
+  video_feature._aigc_jax_numpy = True
+
+
 _audio_without_tensorflow()
+_video_without_tensorflow()
 
 
 def local_builders() -> list[str]:
@@ -97,6 +116,7 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
     return _first_process_first(prepare, data_config.name)
 
   def prepare():
+    _register_legacy(name)
     try:
       builder = tfds.builder(data_config.name, data_dir=tfds_dir, file_format="array_record")
     except tfds.core.registered.DatasetNotFoundError:
@@ -107,6 +127,21 @@ def get_builder(data_config) -> tfds.core.DatasetBuilder:
     return builder
 
   return _first_process_first(prepare, data_config.name)
+
+
+def _register_legacy(name: str) -> None:
+  """Imports the module of a catalog builder that lives in one of tfds' family packages
+  (tensorflow_datasets/video/moving_mnist.py ...): those register only once their family is
+  imported, which tfds' own import skips when a sibling family fails without TensorFlow."""
+  import glob  # pylint: disable=import-outside-toplevel
+  import importlib  # pylint: disable=import-outside-toplevel
+  root = os.path.dirname(tfds.__file__)
+  for path in glob.glob(os.path.join(root, "*", f"{name}.py")):
+    family = os.path.basename(os.path.dirname(path))
+    try:
+      importlib.import_module(f"tensorflow_datasets.{family}.{name}")
+    except ImportError:
+      pass  # tfds.builder then reports the name as unknown
 
 
 def _first_process_first(prepare, name: str):

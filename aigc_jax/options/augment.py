@@ -1,7 +1,8 @@
 """Random data augmentation in pure JAX, declared as "views(2)|random_crop(4)|gaussian_noise(0.1)".
 
 Augmentations run inside the jitted train step on the step's rng, so a resumed run replays the
-same draws. Most ops are written for ONE example array (an [H, W] or [H, W, C] image); `Augment`
+same draws. Most ops are written for ONE example array (an [H, W] or [H, W, C] image, a [T, H, W, C]
+video for the video ops, whose one draw applies to every frame alike); `Augment`
 reads `batch[key]`, vmaps the op over its leading dims with one key per example and writes
 `batch[out or key]`. `views(n)` adds a leading view dim ([B, ...] -> [B, n, ...]); later ops on that
 key vmap over both dims, so every view of every example gets its own draw. The number of leading
@@ -275,7 +276,69 @@ def clip(lo: float = 0.0, hi: float = 1.0):
   return lambda rng, x: jnp.clip(x, lo, hi)
 
 
-DETERMINISTIC = ("clip", "detrend")  # ops that draw nothing: two views stay equal through them
+def _check_video(op: str, x):
+  if x.ndim != 4:
+    raise ConfigError(f"{op} needs [T, H, W, C] videos per example; got shape {x.shape}. Apply it "
+                      "to a video key (e.g. key='frames').")
+
+
+@augment
+def flip_video(p: float = 0.5, axis: str = "lr"):
+  """Mirrors every frame of a video the same way (left-right or up-down) with probability p."""
+  p = _check_number("flip_video", "p", p, 0, 1)
+  if axis not in ("lr", "ud"):
+    raise ConfigError(f"flip_video(axis={axis!r}): axis must be 'lr' or 'ud'.")
+
+  def f(rng, x):
+    _check_video("flip_video", x)
+    flipped = x[:, :, ::-1] if axis == "lr" else x[:, ::-1]
+    return jnp.where(jax.random.bernoulli(rng, p), flipped, x)
+
+  return f
+
+
+@augment
+def reverse_time(p: float = 0.5):
+  """Plays a video backwards with probability p (bouncing digits' dynamics are reversible)."""
+  p = _check_number("reverse_time", "p", p, 0, 1)
+
+  def f(rng, x):
+    _check_video("reverse_time", x)
+    return jnp.where(jax.random.bernoulli(rng, p), x[::-1], x)
+
+  return f
+
+
+@augment
+def time_crop(length: int):
+  """`length` consecutive frames from a uniform start: a shorter clip of a longer video."""
+  _check_int("time_crop", "length", length, 1)
+
+  def f(rng, x):
+    _check_video("time_crop", x)
+    if length > x.shape[0]:
+      raise ConfigError(f"time_crop({length}) needs videos of at least {length} frames; they "
+                        f"have {x.shape[0]}.")
+    start = jax.random.randint(rng, (), 0, x.shape[0] - length + 1)
+    return jax.lax.dynamic_slice_in_dim(x, start, length, axis=0)
+
+  return f
+
+
+@augment
+def stack_frames():
+  """[T, H, W, C] -> [H, W, T*C]: frames as channels, for image backbones (a U-Net)."""
+
+  def f(rng, x):
+    del rng
+    _check_video("stack_frames", x)
+    return jnp.moveaxis(x, 0, 2).reshape(x.shape[1:3] + (-1,))
+
+  return f
+
+
+# Ops that draw nothing: two views stay equal through them.
+DETERMINISTIC = ("clip", "detrend", "stack_frames")
 
 
 class Augment:
