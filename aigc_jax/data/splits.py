@@ -23,6 +23,10 @@ class Split(Protocol):
   def load(self, indices) -> dict:
     """The examples at `indices`, stacked feature by feature ({feature: [len(indices), ...]})."""
 
+  # Optional: `endless = True` marks a split whose examples are a pure function of their index
+  # with no end (generated data, data/video.py): `len` is sys.maxsize, the pipeline reads it in
+  # order instead of shuffling, and train.num_epochs is refused.
+
 
 def is_test(split: str) -> bool:
   """Whether `split` names a test split ("test", "test[:50%]", "test2015" ...): the split results
