@@ -34,9 +34,25 @@ def _absolute(path: str) -> str:
   return os.path.abspath(path) if writers.is_local(path) else str(path)
 
 
+_SERIAL = False  # registered once per process
+
+
+def _serial_saves_on_cpu() -> None:
+  """Replica-parallel saving (orbax's default off GPU) splits each replicated array among its
+  devices, compiling a slice per array shape and device. One process's CPU devices share one
+  host memory and one disk, so there it costs compiles (a fifth of a tiny run's wall time) and
+  gains nothing; several processes keep it, to share the writing."""
+  global _SERIAL
+  if not _SERIAL and jax.process_count() == 1 and jax.devices()[0].platform == "cpu":
+    _SERIAL = True
+    ocp.type_handlers.register_type_handler(
+        jax.Array, ocp.type_handlers.ArrayHandler(use_replica_parallel=False), override=True)
+
+
 class Checkpointer:
 
   def __init__(self, directory: str, *, keep: int = 2, async_save: bool = True):
+    _serial_saves_on_cpu()
     self.directory = _absolute(directory)
     self._mngr = ocp.CheckpointManager(
         self.directory,

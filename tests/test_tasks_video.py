@@ -27,7 +27,7 @@ def _tiny(data_dir, tfds_dir, variant="quick", **train_kw):
   c.video.update(given=3, predict=3)
   if c.model.name == "simvp":
     c.model.update(channels=4, hidden=8, blocks=1)
-  else:
+  elif c.model.name == "convlstm":
     c.model.update(hidden=(4,), kernel_size=3)
   c.cpu_devices = 0
   c.optim.update(lr=3e-3, warmup_steps=2)
@@ -129,3 +129,77 @@ def test_convlstm_reads_its_own_predictions_after_the_given_frames():
   # Frame 6 follows from the real frames and the model's own frame 5, as a fresh call shows.
   fed = model.apply(variables, jnp.concatenate([given, one], 1), 1)
   np.testing.assert_allclose(three[:, 1:2], fed, atol=1e-5)
+
+
+def _tiny_diffusion(data_dir, tfds_dir):
+  c = _tiny(data_dir, tfds_dir, "diffusion_quick")
+  c.model.update(image_size=32, channels=3, cond_channels=3, width=8, multipliers=(1, 2),
+                 attention_at=(), heads=2, groups=4)
+  c.video.samples = 5
+  c.sampler.steps = 3
+  c.evals.test.update(split="test[:16]", futures=2)
+  return c
+
+
+def test_diffusion_draws_are_scored_as_an_independent_computation_says(data_dir, tfds_dir):
+  c = _tiny_diffusion(data_dir, tfds_dir)
+  task = get_task(c)
+  split = pipeline.load_split(c.data, "test[:4]")
+  batch = dict(split.load(np.arange(4)), mask=np.array([1, 1, 1, 0], bool))
+  variables = task.init(jax.random.PRNGKey(0), pipeline.batch_spec(split, 4))
+  # An untrained U-Net outputs 0 (zero-initialised); random outputs make the draws depend on it.
+  variables = jax.tree.map(lambda x: x + 0.05 * jax.random.normal(jax.random.PRNGKey(1),
+                                                                  x.shape), variables)
+  rng = jax.random.PRNGKey(2)
+  m = task.eval_fns["metrics"](variables, batch, rng)
+  given, future = batch["frames"][:, :3], batch["frames"][:, 3:6]
+  draws = np.clip(np.asarray(task.eval_fns["predict_frames"](
+      variables, jnp.asarray(np.repeat(given, 5, axis=0)), 3, rng)), 0, 1).reshape(
+          (4, 5, 3, 32, 32, 1))
+  per_draw = ((draws - future[:, None]) ** 2).sum(axis=(3, 4, 5)).mean(axis=2)[:3]  # [3, 5]
+  assert not np.allclose(draws[:, 0], draws[:, 1])  # one past, different futures
+  assert float(m["mse"]) == pytest.approx(per_draw.mean() * 3, rel=1e-4)
+  assert float(m["best_of_1_mse"]) == pytest.approx(per_draw[:, 0].sum(), rel=1e-4)
+  assert float(m["best_of_5_mse"]) == pytest.approx(per_draw.min(axis=1).sum(), rel=1e-4)
+  assert "best_of_10_mse" not in m  # only 5 draws
+  mean = draws.mean(axis=1)[:3]
+  spread = ((draws[:3] - mean[:, None]) ** 2).sum(axis=(3, 4, 5)).mean(axis=(1, 2))
+  assert float(m["spread_mse"]) == pytest.approx(spread.sum(), rel=1e-4)
+  ensemble = ((mean - future[:3]) ** 2).sum(axis=(2, 3, 4)).mean(axis=1)
+  assert float(m["ensemble_mse"]) == pytest.approx(ensemble.sum(), rel=1e-4)
+  # The draws follow the given frames: another past changes them under the same noise.
+  other = task.eval_fns["predict_frames"](variables, jnp.asarray(given[::-1]), 3, rng)
+  same = task.eval_fns["predict_frames"](variables, jnp.asarray(given), 3, rng)
+  assert np.abs(np.asarray(other)[::-1] - np.asarray(same)).max() > 1e-3
+
+
+def test_diffusion_objective_trains_and_writes_several_futures(data_dir, tfds_dir, tmp_path):
+  c = _tiny_diffusion(data_dir, tfds_dir)
+  s = train.run(c, str(tmp_path))
+  assert {"validation_loss", "test_best_of_1_mse", "test_best_of_5_mse", "test_spread_mse",
+          "test_copy_last_mse"} <= set(s)
+  assert s["test_best_of_5_mse"] < s["test_best_of_1_mse"]
+  assert s["test_spread_mse"] > 0
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  strip = np.asarray(Image.open(tmp_path / "samples" / "test_step_000006.png"))
+  # 2 clips x (given, true, 2 futures) rows of 32 + 2 pixels, 3 frames a row.
+  assert strip.shape == (2 * 4 * 34 + 2, 3 * 34 + 2)
+  _, raw = helpers.final_state(str(tmp_path))
+  assert "ema" in raw["model_state"]  # draws come from the averaged weights
+
+
+def test_bad_diffusion_video_configs_are_errors(data_dir, tfds_dir):
+  c = _tiny_diffusion(data_dir, tfds_dir)
+  c.model.cond_channels = 0
+  with pytest.raises(ConfigError, match="model.cond_channels = video.given"):
+    get_task(c)
+  c = _tiny_diffusion(data_dir, tfds_dir)
+  c.model.name = "simvp"
+  with pytest.raises(ConfigError, match="needs model.name in \\('unet',\\)"):
+    get_task(c)
+  c = _tiny_diffusion(data_dir, tfds_dir)
+  c.model.channels = 4  # 3 frames to predict of 1 channel
+  task = get_task(c)
+  split = pipeline.load_split(c.data, "test[:2]")
+  with pytest.raises(ConfigError, match="model.channels=3"):
+    task.init(jax.random.PRNGKey(0), pipeline.batch_spec(split, 2))

@@ -2,18 +2,20 @@
 
 Every example counts once (padding masked); the task's `finalize` adds derived metrics
 (perplexity, bits per character ...). A sum may be a vector (a histogram), which `finalize`
-turns into scalars.
+turns into scalars. `fn` names another task function of the same form: "objective" scores the
+training objective alone where `metrics` samples (a stochastic video predictor's validation).
 """
 
 import jax
 import numpy as np
 
-DEFAULTS = {"augment": ""}  # ops applied to every batch with a fixed key (see Context.batches)
+# augment: ops applied to every batch with a fixed key (see Context.batches).
+DEFAULTS = {"augment": "", "fn": "metrics"}
 
 
 def make(name, ec, ctx):
-  fn = ctx.fn("metrics", name)
-  finalize = ctx.task.eval_fns.get("finalize")
+  fn = ctx.fn(ec.get("fn", "metrics"), name)
+  finalize = ctx.task.eval_fns.get("finalize") if ec.get("fn", "metrics") == "metrics" else None
   step_fn = jax.jit(fn, in_shardings=(ctx.variables_sharding, ctx.batch_sharding, None))
   ctx.split(ec.split)  # loaded (and checked) before compiling the train step
 

@@ -3,8 +3,9 @@ plot, and strips of a few sequences to look at.
 
 Returns what `metrics` would (mse, mae, ssim, psnr, per horizon, and the copy-last-frame and
 mean-frame baselines'); writes DIR/curves/NAME_horizon.png (MSE and SSIM against the frame
-predicted, the model beside the baselines) and DIR/samples/NAME_step_N.png: per sequence three
-rows, the given frames, the true future and the predicted future.
+predicted, the model beside the baselines) and DIR/samples/NAME_step_N.png: per sequence the
+given frames, the true future and the predicted future, one row each; a stochastic model
+(video.objective "diffusion") draws `futures` rows of different futures for the same past.
 """
 
 import os
@@ -17,7 +18,7 @@ from aigc_jax import evaluators, writers
 from aigc_jax.errors import ConfigError
 from aigc_jax.evaluators import grid, metrics
 
-DEFAULTS = {"num": 4, "augment": ""}  # sequences drawn as strips
+DEFAULTS = {"num": 4, "futures": 3, "augment": ""}  # sequences drawn as strips; draws each
 
 
 def check(name, ec, config) -> None:
@@ -25,6 +26,8 @@ def check(name, ec, config) -> None:
     raise ConfigError(f"evals.{name} (video_prediction) needs task 'video'; got {config.task!r}.")
   if not 0 <= ec.num <= ec.batch_size:
     raise ConfigError(f"evals.{name}.num={ec.num} must be in [0, batch_size={ec.batch_size}].")
+  if ec.futures < 1:
+    raise ConfigError(f"evals.{name}.futures={ec.futures} must be >= 1.")
 
 
 def plot_horizons(result: dict, path: str) -> str:
@@ -50,6 +53,7 @@ def make(name, ec, ctx):
   run_metrics = metrics.make(name, ec, ctx)
   predict = jax.jit(ctx.fn("predict_frames", name), static_argnums=2)
   vc = ctx.config.video
+  draws = ec.futures if vc.get("objective", "regress") == "diffusion" else 1
 
   def run(variables, step, rng):
     result = run_metrics(variables, step, rng)
@@ -60,10 +64,14 @@ def make(name, ec, ctx):
       frames = evaluators.to_host(next(ctx.batches(ec.split, ec.batch_size))[vc.key])[:ec.num]
       given = frames[:, :vc.given]
       future = frames[:, vc.given:vc.given + vc.predict]
-      pred = np.clip(np.asarray(jax.device_get(predict(variables, given, vc.predict))), 0, 1)
+      pred = predict(variables, np.repeat(given, draws, axis=0), vc.predict,
+                     jax.random.fold_in(rng, step))
+      pred = np.clip(np.asarray(jax.device_get(pred)), 0, 1).reshape(
+          (ec.num, draws) + future.shape[1:])
       width = max(vc.given, vc.predict)
       pad = lambda x: np.pad(x, [(0, 0), (0, width - x.shape[1])] + [(0, 0)] * 3)
-      rows = np.stack([pad(given), pad(future), pad(pred)], 1)  # [N, 3, width, H, W, C]
+      rows = np.stack([pad(given), pad(future)] + [pad(pred[:, j]) for j in range(draws)],
+                      1)  # [N, 2 + draws, width, H, W, C]
       grid.save(rows.reshape((-1,) + rows.shape[3:]),
                 os.path.join(ctx.workdir, "samples", f"{name}_step_{step:06d}.png"),
                 ncol=width, value_range=(0.0, 1.0))

@@ -12,8 +12,13 @@ model that predicts 0.
 A caption-conditioned model (`text`, models/clip.py) adds its caption's embedding instead, and
 at the resolutions in `cross_attention_at` its positions also attend to the caption's tokens.
 
+An image-conditioned model (`cond_channels` > 0) reads a conditioning image [B, H, W,
+cond_channels] concatenated to its input as channels: the given frames of a video whose future
+it denoises (tasks/video.py objective "diffusion"), as SR3 and video diffusion condition on
+pixels.
+
 Input [B, H, W, C] with H and W divisible by patch x 2^(len(multipliers) - 1); t [B]; labels [B],
-caption ids [B, L] or None.
+caption ids [B, L] or None; cond_image [B, H, W, cond_channels] or None.
 """
 
 import math
@@ -134,6 +139,21 @@ def check(m) -> None:
   clip.check_condition(m)
 
 
+def concat_cond_image(m, x_BHWC, cond_image):
+  """The input with the conditioning image's channels appended (m.cond_channels > 0)."""
+  if not m.cond_channels:
+    if cond_image is not None:
+      raise ConfigError("A conditioning image was passed to a denoiser built without one: set "
+                        "model.cond_channels to its channels.")
+    return x_BHWC
+  want = x_BHWC.shape[:3] + (m.cond_channels,)
+  if cond_image is None or tuple(cond_image.shape) != want:
+    got = None if cond_image is None else tuple(cond_image.shape)
+    raise ConfigError(f"This denoiser is conditioned on an image (model.cond_channels="
+                      f"{m.cond_channels}): pass cond_image of shape {want}; got {got}.")
+  return jnp.concatenate([x_BHWC, cond_image.astype(x_BHWC.dtype)], axis=-1)
+
+
 class Model(nn.Module):
   image_size: int = 28
   channels: int = 1
@@ -157,6 +177,7 @@ class Model(nn.Module):
   # > 1: patch x patch pixels folded into channels before the first convolution and unfolded
   # after the last, so the U-Net runs at 1 / patch the resolution (patch^2 fewer FLOPs a level).
   patch: int = 1
+  cond_channels: int = 0  # > 0: a conditioning image of this many channels joins the input
   dtype: jnp.dtype | None = None
 
   def __post_init__(self):
@@ -164,8 +185,9 @@ class Model(nn.Module):
     super().__post_init__()
 
   @nn.compact
-  def __call__(self, x_BHWC, t_B, cond=None, *, train: bool = False):
+  def __call__(self, x_BHWC, t_B, cond=None, *, cond_image=None, train: bool = False):
     d = self.dtype
+    x_BHWC = concat_cond_image(self, x_BHWC, cond_image)
     emb = timestep_embedding(t_B, self.width)
     emb = Dense(4 * self.width, names=(None, "mlp"), dtype=d, name="time1")(emb)
     emb = Dense(4 * self.width, names=("mlp", "embed"), dtype=d, name="time2")(nn.silu(emb))

@@ -30,15 +30,17 @@ from aigc_jax.errors import ConfigError
 #   in one space (image-text models)
 #   sample_audio(variables, rng, num_samples=, voice=, audio_BT=, batch=, temperature=) ->
 #   [B, T] samples in [-1, 1] (audio_BT: real audio whose spectrogram a vocoder follows)
-#   predict_frames(variables, given, num_future) -> [B, num_future, H, W, C] the next frames of
-#   given [B, T, H, W, C] (video prediction)
+#   predict_frames(variables, given, num_future, rng) -> [B, num_future, H, W, C] the next
+#   frames of given [B, T, H, W, C] (video prediction; rng draws a stochastic model's future)
+#   objective(variables, batch, rng) -> {"loss": sum over the batch, "count"}: the training
+#   objective on held-out data, where `metrics` costs more (a sampler's)
 VARIABLES, HOST = "variables", "host"
 EVAL_FNS = {"metrics": VARIABLES, "finalize": HOST, "predict": VARIABLES, "encode": VARIABLES,
             "project": VARIABLES, "reconstruct": VARIABLES, "sample": VARIABLES,
             "decode": VARIABLES, "log_weights": VARIABLES, "sample_text": VARIABLES,
             "labels": HOST, "bits_per_dim": VARIABLES, "denoise": VARIABLES,
             "embed_image": VARIABLES, "embed_text": VARIABLES, "sample_audio": VARIABLES,
-            "predict_frames": VARIABLES}
+            "predict_frames": VARIABLES, "objective": VARIABLES}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,6 +22,12 @@ lam: its variance is a fraction of uniform t's), and a discretised Gaussian
 decoder over the 256 pixel levels at the lowest noise, so the bound is on the discrete data's
 likelihood. A guided model's bound is its unconditional one (the "no label" row).
 
+An image-conditioned model (model.cond_channels > 0, models/unet.py) also reads
+batch["cond_image"], [B, H, W, cond_channels] in [-1, 1], beside x_t; `sample` then takes one
+conditioning image per draw. The video task's diffusion objective (tasks/video.py) denoises a
+clip's future frames stacked as channels given its past frames so, which draws several futures
+for one past.
+
 Latent diffusion (Rombach et al. 2022; `diffusion.autoencoder.model`, a models/autoencoder.py
 kind "spatial" trained by the autoencoder task): the images are encoded to codes in [-1, 1] by
 that autoencoder's frozen encoder, and the denoiser (model.image_size and model.channels: the
@@ -49,6 +55,7 @@ from aigc_jax.tasks.lm import vocab_size
 
 WEIGHTINGS = ("none", "min_snr")
 FIRST = "first_stage"  # the latent model's autoencoder in params
+COND_IMAGE = "cond_image"  # an image-conditioned model's batch key
 FLOW_T_MIN = 1e-4  # flow's likelihood bound starts here: its log-SNR at t = 0 is infinite
 LOGSNR_FLOOR = 20.0  # ... and ends at log-SNR -20 (its prior's KL there: ~1e-9 nats a pixel)
 
@@ -56,6 +63,14 @@ LOGSNR_FLOOR = 20.0  # ... and ends at log-SNR -20 (its prior's KL there: ~1e-9 
 def configure(c) -> None:
   """The diffusion and sampler sections; evaluators: the held-out loss (`test`), a sample grid
   (`samples`) and FID/IS (`scores`)."""
+  sections(c)
+  c.evals.test = evaluators.spec("metrics")
+  c.evals.samples = evaluators.spec("sample_grid")
+  c.evals.scores = evaluators.spec("fid")
+
+
+def sections(c) -> None:
+  """The diffusion and sampler sections alone (also the video task's diffusion objective's)."""
   c.diffusion = ml_collections.ConfigDict({
       "process": "vp",  # vp | flow
       "schedule": "cosine",  # vp: linear | cosine
@@ -80,9 +95,6 @@ def configure(c) -> None:
       # deterministic samplers carry that error to the end.
       "clip_x0": True,
   })
-  c.evals.test = evaluators.spec("metrics")
-  c.evals.samples = evaluators.spec("sample_grid")
-  c.evals.scores = evaluators.spec("fid")
 
 
 def check(config) -> None:
@@ -141,6 +153,8 @@ def make_without_data(config) -> tuple[Task, dict]:
     spec["label"] = jax.ShapeDtypeStruct((b,), jnp.int32)
   if m.get("text"):
     spec["caption"] = jax.ShapeDtypeStruct((b, config.data.seq_len), jnp.int32)
+  if m.get("cond_channels", 0) > 0:
+    spec[COND_IMAGE] = jax.ShapeDtypeStruct((b,) + shape[:2] + (m.cond_channels,), jnp.float32)
   return make(config), spec
 
 
@@ -194,6 +208,10 @@ def make(config) -> Task:
     def save(workdir):  # aigc_jax.sample encodes typed captions with it
       tokenizers.save(tok, os.path.join(workdir, tokenizers.WORKDIR_FILE))
   first, pretrained = first_stage(d.get("autoencoder"), model)
+  cond_channels = getattr(model, "cond_channels", 0)
+  if cond_channels and first:
+    raise ConfigError("An image-conditioned denoiser (model.cond_channels > 0) diffuses pixels; "
+                      "latent diffusion (diffusion.autoencoder.model) does not support it.")
   process = lib.Process(d.process, d.schedule)
   conditional = model.num_classes > 0 or text
   null = model.num_classes
@@ -216,8 +234,11 @@ def make(config) -> Task:
     labels = None
     if conditional:
       labels = null_cond(2)
+    extra = {}
+    if cond_channels:
+      extra["cond_image"] = jnp.zeros((2,) + size[:2] + (cond_channels,))
     variables = dict(model.init({"params": rng}, jnp.zeros((2,) + size), jnp.zeros((2,)),
-                                labels))
+                                labels, **extra))
     if first:  # its values come from diffusion.autoencoder.workdir (pretrained)
       images = jnp.zeros((2,) + first.image_shape)
       variables["params"] = {**variables["params"],
@@ -230,13 +251,20 @@ def make(config) -> Task:
       raise ConfigError(f"Diffusion models images in [-1, 1]; the data's 'input' spans "
                         f"[{x.min():.3g}, {x.max():.3g}]. Add value_range(-1, 1) to "
                         "data.preprocess.")
+    if cond_channels:
+      c = np.asarray(examples[COND_IMAGE], np.float32)
+      if c.shape[1:] != size[:2] + (cond_channels,):
+        raise ConfigError(f"batch[{COND_IMAGE!r}] is {c.shape[1:]} per example; this denoiser "
+                          f"is conditioned on {size[:2] + (cond_channels,)} "
+                          "(model.image_size, model.cond_channels).")
 
   t_min = FLOW_T_MIN if d.process == "flow" else 0.0
 
-  def apply(params, x, t, labels, train=False, rng=None):
+  def apply(params, x, t, labels, cond_image=None, train=False, rng=None):
     rngs = {"dropout": rng} if train else {}
     params = {k: v for k, v in params.items() if k != FIRST}
-    return model.apply({"params": params}, x, t, labels, train=train, rngs=rngs)
+    extra = {"cond_image": cond_image} if cond_channels else {}
+    return model.apply({"params": params}, x, t, labels, train=train, rngs=rngs, **extra)
 
   def encode(params, images):
     """What the denoiser diffuses: the images, or their first-stage codes."""
@@ -259,14 +287,14 @@ def make(config) -> Task:
     a, sg = process.alpha_sigma(t)
     return t, eps, lib.expand(a, x0) * x0 + lib.expand(sg, x0) * eps, a, sg
 
-  def per_example_loss(params, x0, labels, rng, train):
+  def per_example_loss(params, x0, labels, cond_image, rng, train):
     n_rng, d_rng, l_rng = jax.random.split(rng, 3)
     t, eps, xt, a, sg = noised(x0, n_rng)
     if conditional and train and d.label_dropout > 0:
       drop = jax.random.bernoulli(l_rng, d.label_dropout, labels.shape[:1])
       labels = jnp.where(drop.reshape((-1,) + (1,) * (labels.ndim - 1)), null_like(labels),
                          labels)
-    out = apply(params, xt, t, labels, train, d_rng)
+    out = apply(params, xt, t, labels, cond_image, train, d_rng)
     err = jnp.mean(jnp.square(out - lib.target(d.prediction, x0, eps, a, sg)),
                    axis=tuple(range(1, x0.ndim)))
     w = jnp.ones_like(err)
@@ -279,6 +307,9 @@ def make(config) -> Task:
   def labels_of(batch):
     return batch[cond_key].astype(jnp.int32) if conditional else None
 
+  def cond_image_of(batch):
+    return batch[COND_IMAGE].astype(jnp.float32) if cond_channels else None
+
   def null_like(cond):
     """No condition: the "no label" index, or a caption of padding only."""
     return jnp.full_like(cond, tokens.PAD if text else null)
@@ -290,23 +321,24 @@ def make(config) -> Task:
   def loss(params, state, batch, rng, step):
     del state, step
     weighted, err = per_example_loss(params, encode(params, batch["input"]), labels_of(batch),
-                                     rng, True)
+                                     cond_image_of(batch), rng, True)
     return jnp.mean(weighted), ({"mse": jnp.mean(err)}, {})
 
   def sampling_params(variables):
     return variables["ema"] if "ema" in variables else variables["params"]
 
-  def denoiser(params, labels, guidance):
+  def denoiser(params, labels, guidance, cond_image=None):
     guided = conditional and guidance != 1.0
 
     def guided_x0_eps(x, t):
       tb = jnp.full((x.shape[0],), t, jnp.float32)
       a, sg = process.alpha_sigma(t)
       if not guided:
-        out = apply(params, x, tb, labels)
+        out = apply(params, x, tb, labels, cond_image)
         return lib.to_x0_eps(d.prediction, out, x, a, sg)
       both = apply(params, jnp.concatenate([x, x]), jnp.concatenate([tb, tb]),
-                   jnp.concatenate([labels, null_like(labels)]))
+                   jnp.concatenate([labels, null_like(labels)]),
+                   None if cond_image is None else jnp.concatenate([cond_image, cond_image]))
       cond, uncond = jnp.split(both, 2)
       x0c, ec = lib.to_x0_eps(d.prediction, cond, x, a, sg)
       x0u, eu = lib.to_x0_eps(d.prediction, uncond, x, a, sg)
@@ -322,8 +354,9 @@ def make(config) -> Task:
       return x0, jnp.where(sg > 0, (x - a * x0) / jnp.maximum(sg, 1e-12), eps)
     return denoise
 
-  def sample(variables, rng, num, labels=None):
-    """`num` images in [-1, 1] by the `sampler` section, from the averaged weights."""
+  def sample(variables, rng, num, labels=None, cond_image=None):
+    """`num` images in [-1, 1] by the `sampler` section, from the averaged weights; an
+    image-conditioned model draws image i given cond_image[i] ([num, H, W, cond_channels])."""
     if text and labels is None:
       raise ConfigError("This model draws from captions (model.text): pass caption ids [num, L] "
                         "(python -m aigc_jax.sample --caption='a 3 above a 5').")
@@ -331,10 +364,17 @@ def make(config) -> Task:
       labels = jnp.arange(num) % model.num_classes
     if labels is not None:
       labels = jnp.asarray(labels, jnp.int32)
+    if cond_channels:
+      want = (num,) + size[:2] + (cond_channels,)
+      if cond_image is None or tuple(cond_image.shape) != want:
+        raise ConfigError(f"This model draws given an image (model.cond_channels="
+                          f"{cond_channels}): pass cond_image of shape {want}; got "
+                          f"{None if cond_image is None else tuple(cond_image.shape)}.")
+      cond_image = jnp.asarray(cond_image, jnp.float32)
     n_rng, s_rng = jax.random.split(rng)
     x = jax.random.normal(n_rng, (num,) + size)
     params = sampling_params(variables)
-    out = lib.sample(denoiser(params, labels, s.guidance), process, x, s_rng,
+    out = lib.sample(denoiser(params, labels, s.guidance, cond_image), process, x, s_rng,
                      sampler=s.name, steps=s.steps, eta=s.eta, spacing=s.spacing)
     return decode(params, jnp.clip(out, -1.0, 1.0))
 
@@ -362,7 +402,8 @@ def make(config) -> Task:
     """The training loss (unweighted mse too) on held-out images, averaged weights."""
     labels = labels_of(batch)
     params = sampling_params(variables)
-    weighted, err = per_example_loss(params, encode(params, batch["input"]), labels, rng, False)
+    weighted, err = per_example_loss(params, encode(params, batch["input"]), labels,
+                                     cond_image_of(batch), rng, False)
     m = batch["mask"].astype(jnp.float32)
     return {"loss": jnp.sum(weighted * m), "mse": jnp.sum(err * m), "count": jnp.sum(m)}
 
@@ -384,7 +425,8 @@ def make(config) -> Task:
     eps = jax.random.normal(e_rng, x.shape)
     a, sg = process.alpha_sigma(t)
     xt = lib.expand(a, x) * x + lib.expand(sg, x) * eps
-    x0_hat, _ = lib.to_x0_eps(d.prediction, apply(params, xt, t, labels), xt, a, sg)
+    x0_hat, _ = lib.to_x0_eps(d.prediction, apply(params, xt, t, labels, cond_image_of(batch)),
+                              xt, a, sg)
     diff = 0.5 * (lam_hi - lam_lo) * jnp.exp(lam) * jnp.sum(
         jnp.square(x - x0_hat), axis=tuple(range(1, x.ndim)))
     a1, s1 = process.alpha_sigma(process.t_of_logsnr(lam_lo))  # the prior where the term ends
@@ -407,9 +449,11 @@ def make(config) -> Task:
     fns["bits_per_dim"] = bits_per_dim
   return Task(init=init, loss=loss, eval_fns=fns, pretrained=pretrained,
               fixed=f"^{FIRST}/" if first else "",
-              input_keys=("input", cond_key) if conditional else ("input",),
+              input_keys=("input",) + ((cond_key,) if conditional else ()) + (
+                  (COND_IMAGE,) if cond_channels else ()),
               input_help="A class-conditional model (model.num_classes > 0) needs a 'label' "
-                         "feature, a caption-conditioned one (model.text) 'caption' token ids; "
+                         "feature, a caption-conditioned one (model.text) 'caption' token ids, "
+                         f"an image-conditioned one (model.cond_channels) {COND_IMAGE!r}; "
                          "use such a data set or an unconditional model.",
               check_data=check_data, ema_decay=d.ema_decay, save_artifacts=save)
 
