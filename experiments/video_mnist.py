@@ -20,8 +20,9 @@ Commands:
 The models get equal wall time, not equal steps: each one's steps are sized to its measured speed
 on 2 CPU cores. Quick, first 1,000 test sequences (seed 0, 2-core Intel Xeon, jax 0.12.1, December
 7 2026): SimVP test MSE 131.8 (SSIM 0.329, 7 min 53 s), ConvLSTM 137.6 (0.293, 8 min 34 s),
-copy-last-frame 286.4 (0.654), mean of the given frames 187.3; one seed each. The default
-(42 minutes each, all 10,000 test sequences) is not measured yet. summary.json: test_mse,
+copy-last-frame 286.4 (0.654), mean of the given frames 187.3; with seed 1 (December 8)
+SimVP 133.3 and ConvLSTM 137.3, so over seeds 0-1 SimVP 132.6 ± 0.7 against ConvLSTM
+137.4 ± 0.1. The default (42 minutes each, all 10,000 test sequences) is not measured yet. summary.json: test_mse,
 test_mae, test_ssim, test_psnr, the per-horizon test_mse_frame11 ... test_mse_frame20, and the
 baselines' test_copy_last_mse, test_mean_frame_mse.
 
