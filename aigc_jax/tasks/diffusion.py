@@ -99,7 +99,7 @@ def sections(c) -> None:
 
 def check(config) -> None:
   """Config errors that need no data, raised before anything is built."""
-  d, s = config.diffusion, config.sampler
+  d = config.diffusion
   if d.process not in lib.PROCESSES:
     raise ConfigError(f"diffusion.process={d.process!r}; valid: {', '.join(lib.PROCESSES)}.")
   if d.process == "vp" and d.schedule not in lib.SCHEDULES:
