@@ -14,8 +14,9 @@ DEFAULTS = {"augment": "", "fn": "metrics"}
 
 
 def make(name, ec, ctx):
-  fn = ctx.fn(ec.get("fn", "metrics"), name)
-  finalize = ctx.task.eval_fns.get("finalize") if ec.get("fn", "metrics") == "metrics" else None
+  fn_name = ec.get("fn", "metrics")  # video_prediction's ec has no fn
+  fn = ctx.fn(fn_name, name)
+  finalize = ctx.task.eval_fns.get("finalize") if fn_name == "metrics" else None
   step_fn = jax.jit(fn, in_shardings=(ctx.variables_sharding, ctx.batch_sharding, None))
   ctx.split(ec.split)  # loaded (and checked) before compiling the train step
 

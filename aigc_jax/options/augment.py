@@ -139,16 +139,21 @@ def random_resized_crop(scale=(0.5, 1.0), ratio=(3 / 4, 4 / 3)):
   return f
 
 
+def _with_probability(op: str, p: float, check, transform):
+  """An op applying `transform` to the whole example with probability p (one draw each)."""
+  p = _check_number(op, "p", p, 0, 1)
+
+  def f(rng, x):
+    check(op, x)
+    return jnp.where(jax.random.bernoulli(rng, p), transform(x), x)
+
+  return f
+
+
 @augment
 def flip_lr(p: float = 0.5):
   """Mirrors the image left-right with probability p."""
-  p = _check_number("flip_lr", "p", p, 0, 1)
-
-  def f(rng, x):
-    _check_image("flip_lr", x)
-    return jnp.where(jax.random.bernoulli(rng, p), x[:, ::-1], x)
-
-  return f
+  return _with_probability("flip_lr", p, _check_image, lambda x: x[:, ::-1])
 
 
 @augment
@@ -285,28 +290,16 @@ def _check_video(op: str, x):
 @augment
 def flip_video(p: float = 0.5, axis: str = "lr"):
   """Mirrors every frame of a video the same way (left-right or up-down) with probability p."""
-  p = _check_number("flip_video", "p", p, 0, 1)
   if axis not in ("lr", "ud"):
     raise ConfigError(f"flip_video(axis={axis!r}): axis must be 'lr' or 'ud'.")
-
-  def f(rng, x):
-    _check_video("flip_video", x)
-    flipped = x[:, :, ::-1] if axis == "lr" else x[:, ::-1]
-    return jnp.where(jax.random.bernoulli(rng, p), flipped, x)
-
-  return f
+  return _with_probability("flip_video", p, _check_video,
+                           (lambda x: x[:, :, ::-1]) if axis == "lr" else (lambda x: x[:, ::-1]))
 
 
 @augment
 def reverse_time(p: float = 0.5):
   """Plays a video backwards with probability p (bouncing digits' dynamics are reversible)."""
-  p = _check_number("reverse_time", "p", p, 0, 1)
-
-  def f(rng, x):
-    _check_video("reverse_time", x)
-    return jnp.where(jax.random.bernoulli(rng, p), x[::-1], x)
-
-  return f
+  return _with_probability("reverse_time", p, _check_video, lambda x: x[::-1])
 
 
 @augment

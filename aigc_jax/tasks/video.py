@@ -81,7 +81,6 @@ def baselines(given, num_future: int) -> dict:
 
 class _Regress:
   """A deterministic predictor trained on the per-pixel MSE."""
-  stochastic = False
   ema_decay = 0.0
 
   def __init__(self, config):
@@ -111,7 +110,6 @@ class _Regress:
 
 class _Diffusion:
   """The diffusion task on clips: future frames as channels, given ones as the condition."""
-  stochastic = True
 
   def __init__(self, config):
     vc, m = config.video, config.model
@@ -190,9 +188,7 @@ def make(config) -> Task:
     given = jnp.zeros((1,) + spec[key].shape[1:], jnp.float32)[:, :vc.given]
     return objective.init(rng, given, vc.predict)
 
-  def predict_frames(variables, given, num_future: int, rng=None):
-    if rng is None:
-      rng = jax.random.PRNGKey(0)
+  def predict_frames(variables, given, num_future: int, rng):
     return objective.predict(variables, given.astype(jnp.float32), num_future, rng)
 
   def loss(params, state, batch, rng, step):
@@ -236,6 +232,7 @@ def make(config) -> Task:
     sums["spread_mse"] = jnp.sum(spread * m)
     sums["ensemble_mse"] = jnp.sum(jnp.mean(video.frame_mse(mean, future), axis=1) * m)
     return sums
+
   def finalize(means):
     """Per-horizon vectors -> scalars named by frame number (mse_frame11 ...)."""
     out = {}
